@@ -1,0 +1,220 @@
+// The pure rules: a command and a view of the current state give events, or a typed refusal.
+import type { DuoEvent } from './schema.ts'
+
+export type Rejection =
+  | { reason: 'unknown_partner'; partnerId: string }
+  | { reason: 'unknown_conversation'; conversationId: string }
+  | { reason: 'not_a_participant'; conversationId: string }
+  | { reason: 'conversation_archived'; conversationId: string }
+  | { reason: 'cannot_leave_direct'; conversationId: string }
+  | { reason: 'no_recipient' }
+  | { reason: 'talk_to_self' }
+  | { reason: 'message_too_large'; limit: number }
+  | { reason: 'group_too_large'; limit: number }
+  | { reason: 'cursor_ahead'; cursor: number; lastSeq: number }
+  | { reason: 'token_required'; partnerId: string }
+  | { reason: 'token_invalid' }
+  | { reason: 'acting_for_another'; partnerId: string }
+  | { reason: 'operator_only' }
+  | { reason: 'invalid_request'; message: string }
+
+export type Result<T> = { ok: true; value: T } | { ok: false; rejection: Rejection }
+export const ok = <T>(value: T): Result<T> => ({ ok: true, value })
+export const refuse = <T = never>(rejection: Rejection): Result<T> => ({ ok: false, rejection })
+
+/** What the rules need to know of the current state; the projections provide it. */
+export interface DecisionView {
+  partner(id: string): { status: 'online' | 'offline'; tokenHash: string | null } | null
+  conversation(id: string): { type: 'direct' | 'group'; is_archived: number } | null
+  isMember(conversationId: string, partnerId: string): boolean
+  members(conversationId: string): string[]
+  directBetween(a: string, b: string): string | null
+  messageByKey(fromId: string, key: string): { seq: number; conversation_id: string } | null
+  ackable(partnerId: string, cursor: number, conversationId?: string): Array<{
+    conversation_id: string
+    upto: number | null
+    read_seq: number
+  }>
+  lastSeq(): number
+}
+
+export type Rules = { maxMessageBytes: number; maxGroupMembers: number }
+
+export type Command =
+  | { kind: 'register'; partnerId: string; name?: string; projectPath?: string; newTokenHash?: string }
+  | { kind: 'unregister'; partnerId: string }
+  | { kind: 'reissueToken'; partnerId: string; newTokenHash: string }
+  | { kind: 'talk'; fromId: string; to?: string; conversationId?: string; content: string; idempotencyKey?: string }
+  | { kind: 'createGroup'; creatorId: string; name: string; participants: string[]; groupId: string }
+  | { kind: 'leave'; partnerId: string; conversationId: string }
+  | { kind: 'setStatus'; partnerId: string; message: string | null }
+  | { kind: 'setNotifications'; partnerId: string; enabled: boolean }
+  | { kind: 'ack'; partnerId: string; cursor: number; conversationId?: string }
+
+export type Decision = {
+  events: DuoEvent[]
+  /** register: whether `newTokenHash` was recorded (first registration, or a partner that had none). */
+  tokenIssued?: boolean
+  /** talk: where the message goes; with `duplicateOf`, the retried message's seq (nothing appended). */
+  conversationId?: string
+  duplicateOf?: number
+  /** leave: whether the conversation was archived by this departure. */
+  archived?: boolean
+}
+
+const utf8 = new TextEncoder()
+
+/** The direct conversation's name for a pair: `direct_<a>_<b>` sorted, with a suffix if another pair has it. */
+export function directIdFor(a: string, b: string, taken: (id: string) => boolean): string {
+  const [low, high] = a < b ? [a, b] : [b, a]
+  const base = `direct_${low}_${high}`
+  if (!taken(base)) return base
+  for (let n = 2; ; n++) if (!taken(`${base}_${n}`)) return `${base}_${n}`
+}
+
+export function decide(command: Command, view: DecisionView, rules: Rules): Result<Decision> {
+  switch (command.kind) {
+    case 'register': {
+      const existing = view.partner(command.partnerId)
+      const issue = command.newTokenHash !== undefined && (existing === null || existing.tokenHash === null)
+      return ok({
+        tokenIssued: issue,
+        events: [
+          {
+            type: 'PartnerRegistered',
+            data: {
+              partnerId: command.partnerId,
+              name: command.name ?? command.partnerId,
+              projectPath: command.projectPath ?? null,
+              ...(issue ? { tokenHash: command.newTokenHash } : {}),
+            },
+          },
+        ],
+      })
+    }
+    case 'unregister': {
+      const partner = view.partner(command.partnerId)
+      if (!partner) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+      if (partner.status === 'offline') return ok({ events: [] })
+      return ok({ events: [{ type: 'PartnerWentOffline', data: { partnerId: command.partnerId } }] })
+    }
+    case 'reissueToken': {
+      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+      return ok({
+        tokenIssued: true,
+        events: [{ type: 'PartnerTokenReissued', data: { partnerId: command.partnerId, tokenHash: command.newTokenHash } }],
+      })
+    }
+    case 'talk':
+      return decideTalk(command, view, rules)
+    case 'createGroup': {
+      if (!view.partner(command.creatorId)) return refuse({ reason: 'unknown_partner', partnerId: command.creatorId })
+      const members = [...new Set([command.creatorId, ...command.participants])]
+      if (members.length > rules.maxGroupMembers) return refuse({ reason: 'group_too_large', limit: rules.maxGroupMembers })
+      if (members.length < 2) return refuse({ reason: 'invalid_request', message: 'a group needs at least one other participant' })
+      const unknown = members.find((id) => !view.partner(id))
+      if (unknown) return refuse({ reason: 'unknown_partner', partnerId: unknown })
+      return ok({
+        conversationId: command.groupId,
+        events: [
+          {
+            type: 'ConversationCreated',
+            data: {
+              conversationId: command.groupId,
+              kind: 'group',
+              name: command.name,
+              createdBy: command.creatorId,
+              participants: members,
+            },
+          },
+        ],
+      })
+    }
+    case 'leave': {
+      const { partnerId, conversationId } = command
+      const conversation = view.conversation(conversationId)
+      if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
+      if (!view.isMember(conversationId, partnerId)) return refuse({ reason: 'not_a_participant', conversationId })
+      if (conversation.type === 'direct') return refuse({ reason: 'cannot_leave_direct', conversationId })
+      const last = view.members(conversationId).length === 1
+      const events: DuoEvent[] = [{ type: 'ParticipantLeft', data: { conversationId, partnerId } }]
+      if (last) events.push({ type: 'ConversationArchived', data: { conversationId } })
+      return ok({ events, archived: last })
+    }
+    case 'setStatus':
+      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+      return ok({ events: [{ type: 'PartnerStatusChanged', data: { partnerId: command.partnerId, message: command.message } }] })
+    case 'setNotifications':
+      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+      return ok({
+        events: [{ type: 'NotificationsSwitched', data: { partnerId: command.partnerId, enabled: command.enabled } }],
+      })
+    case 'ack': {
+      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+      if (command.cursor > view.lastSeq())
+        return refuse({ reason: 'cursor_ahead', cursor: command.cursor, lastSeq: view.lastSeq() })
+      if (command.conversationId !== undefined) {
+        if (!view.conversation(command.conversationId))
+          return refuse({ reason: 'unknown_conversation', conversationId: command.conversationId })
+        if (!view.isMember(command.conversationId, command.partnerId))
+          return refuse({ reason: 'not_a_participant', conversationId: command.conversationId })
+      }
+      const events: DuoEvent[] = view
+        .ackable(command.partnerId, command.cursor, command.conversationId)
+        .filter((row) => row.upto !== null && row.upto > row.read_seq)
+        .map((row) => ({
+          type: 'ReadPositionAdvanced',
+          data: { partnerId: command.partnerId, conversationId: row.conversation_id, seq: row.upto! },
+        }))
+      return ok({ events })
+    }
+    default: {
+      const unhandled: never = command
+      throw new Error(`unhandled command ${JSON.stringify(unhandled)}`)
+    }
+  }
+}
+
+function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionView, rules: Rules): Result<Decision> {
+  const { fromId, content, idempotencyKey } = command
+  if (!view.partner(fromId)) return refuse({ reason: 'unknown_partner', partnerId: fromId })
+  if (idempotencyKey !== undefined) {
+    const original = view.messageByKey(fromId, idempotencyKey)
+    if (original) return ok({ events: [], conversationId: original.conversation_id, duplicateOf: original.seq })
+  }
+  if (content.length === 0) return refuse({ reason: 'invalid_request', message: 'a message must not be empty' })
+  // Cheap bound first: a UTF-16 string of n units encodes to at most 3n bytes.
+  if (content.length * 3 > rules.maxMessageBytes && utf8.encode(content).length > rules.maxMessageBytes)
+    return refuse({ reason: 'message_too_large', limit: rules.maxMessageBytes })
+
+  const sent = (conversationId: string): DuoEvent => ({
+    type: 'MessageSent',
+    data: { conversationId, fromId, content, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) },
+  })
+
+  if (command.conversationId !== undefined) {
+    const conversationId = command.conversationId
+    const conversation = view.conversation(conversationId)
+    if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
+    if (!view.isMember(conversationId, fromId)) return refuse({ reason: 'not_a_participant', conversationId })
+    if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId })
+    return ok({ conversationId, events: [sent(conversationId)] })
+  }
+  if (command.to === undefined) return refuse({ reason: 'no_recipient' })
+  const to = command.to
+  if (to === fromId) return refuse({ reason: 'talk_to_self' })
+  if (!view.partner(to)) return refuse({ reason: 'unknown_partner', partnerId: to })
+  const existing = view.directBetween(fromId, to)
+  if (existing) return ok({ conversationId: existing, events: [sent(existing)] })
+  const conversationId = directIdFor(fromId, to, (id) => view.conversation(id) !== null)
+  return ok({
+    conversationId,
+    events: [
+      {
+        type: 'ConversationCreated',
+        data: { conversationId, kind: 'direct', name: null, createdBy: fromId, participants: [fromId, to] },
+      },
+      sent(conversationId),
+    ],
+  })
+}

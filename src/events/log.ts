@@ -1,0 +1,253 @@
+// The append-only event log in bun:sqlite: hash-chained appends with group commit, cursor reads, commit listeners.
+import type { Database, Statement } from 'bun:sqlite'
+import { DuoEvent, type Envelope } from './schema.ts'
+
+export const GENESIS_HASH = '0'.repeat(64)
+const BATCH_MAX = 2000
+
+/** The columns a stored event is hashed over, in order. The stored text is the canonical content. */
+export function chainHash(prevHash: string, seq: number, type: string, at: string, data: string): string {
+  return new Bun.CryptoHasher('sha256').update(`${prevHash}\n${seq}\n${type}\n${at}\n${data}`).digest('hex')
+}
+
+export type EventRow = { seq: number; type: string; at: string; data: string; hash: string }
+
+/** Which subject columns an event is filed under, for `/events` filters. */
+function subjects(event: DuoEvent): { conversation: string | null; partner: string | null } {
+  const d = event.data as Record<string, unknown>
+  const conversation = typeof d.conversationId === 'string' ? d.conversationId : null
+  const partner = [d.partnerId, d.fromId, d.createdBy].find((v) => typeof v === 'string') as string | undefined
+  return { conversation, partner: partner ?? null }
+}
+
+export type EventFilter = { type?: string; conversation?: string; partner?: string }
+
+/** Applied to each appended event inside the append's transaction (projections). */
+export type Projector = (event: Envelope) => void
+
+export type EventLogOptions = {
+  now?: () => Date
+  /** Called once per committed batch, in seq order, after the commit is durable. */
+  projectors?: Projector[]
+}
+
+export type EventLog = ReturnType<typeof openEventLog>
+
+export const MIGRATIONS: string[] = [
+  `CREATE TABLE events (
+     seq INTEGER PRIMARY KEY,
+     type TEXT NOT NULL,
+     at TEXT NOT NULL,
+     data TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     conversation_id TEXT,
+     partner_id TEXT
+   );
+   CREATE INDEX events_by_type ON events (type, seq);
+   CREATE INDEX events_by_conversation ON events (conversation_id, seq) WHERE conversation_id IS NOT NULL;
+   CREATE INDEX events_by_partner ON events (partner_id, seq) WHERE partner_id IS NOT NULL;
+   CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+     BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;
+   CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+     BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;`,
+]
+
+/** Brings the log's own tables to the latest schema version (kept in `duo_schema`, apart from the views'). */
+export function migrateLog(db: Database): void {
+  migrate(db, 'log', MIGRATIONS)
+}
+
+/** Runs the steps of `steps` that `part` has not had yet, each in its own transaction. */
+export function migrate(db: Database, part: string, steps: string[]): void {
+  db.run('CREATE TABLE IF NOT EXISTS duo_schema (part TEXT PRIMARY KEY, version INTEGER NOT NULL)')
+  const row = db.query<{ version: number }, [string]>('SELECT version FROM duo_schema WHERE part = ?').get(part)
+  const from = row?.version ?? 0
+  if (from > steps.length) throw new Error(`the database's ${part} schema (v${from}) is newer than this program (v${steps.length})`)
+  for (let v = from; v < steps.length; v++) {
+    db.transaction(() => {
+      db.run(steps[v]!)
+      db.query('INSERT INTO duo_schema (part, version) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET version = excluded.version').run(part, v + 1)
+    }).immediate()
+  }
+}
+
+/** Sets the pragmas a writer needs: WAL, the chosen sync level, a busy timeout for readers in other processes. */
+export function configureWriter(db: Database, sync: 'full' | 'normal' = 'full'): void {
+  db.run('PRAGMA journal_mode = WAL')
+  db.run(`PRAGMA synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
+  db.run('PRAGMA busy_timeout = 5000')
+}
+
+export function parseRow(row: EventRow): Envelope {
+  const event = DuoEvent.parse({ type: row.type, data: JSON.parse(row.data) })
+  return { seq: row.seq, type: event.type, at: row.at, data: event.data, hash: row.hash } as Envelope
+}
+
+/** A fast row → envelope without schema validation, for rows this process wrote or audit already checked. */
+export function rowToEnvelope(row: EventRow): Envelope {
+  return { seq: row.seq, type: row.type, at: row.at, data: JSON.parse(row.data), hash: row.hash } as Envelope
+}
+
+/**
+ * Opens the log on `db` (already configured and migrated).
+ *
+ * `transact(fn)` is the only way to write: `fn` runs inside a write transaction, may read the views and
+ * call `append`, and its promise resolves only after the transaction is durably committed. Calls that
+ * arrive in the same turn of the event loop share one transaction (group commit); each runs in its own
+ * savepoint, so one that throws rolls back alone.
+ */
+export function openEventLog(db: Database, options: EventLogOptions = {}) {
+  const now = options.now ?? (() => new Date())
+  const projectors = options.projectors ?? []
+  const insert = db.query(
+    'INSERT INTO events (seq, type, at, data, hash, conversation_id, partner_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  )
+  const lastRow = db.query<{ seq: number; hash: string }, []>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')
+  const pageAll = db.query<EventRow, [number, number]>(
+    'SELECT seq, type, at, data, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+  )
+  const filtered = new Map<string, Statement<EventRow, (string | number)[]>>()
+
+  const last = lastRow.get()
+  let lastSeq = last?.seq ?? 0
+  let lastHash = last?.hash ?? GENESIS_HASH
+  // Tentative head while a transaction is open; becomes lastSeq/lastHash on commit.
+  let headSeq = lastSeq
+  let headHash = lastHash
+  let pendingEnvelopes: Envelope[] = []
+  let inTransaction = false
+
+  const commitListeners = new Set<(events: Envelope[]) => void>()
+  type Job = { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+  let queue: Job[] = []
+  let flushScheduled = false
+
+  function append(events: DuoEvent[]): Envelope[] {
+    if (!inTransaction) throw new Error('append outside transact()')
+    const at = now().toISOString()
+    const out: Envelope[] = []
+    for (const event of events) {
+      const seq = headSeq + 1
+      const data = JSON.stringify(event.data)
+      const hash = chainHash(headHash, seq, event.type, at, data)
+      const s = subjects(event)
+      insert.run(seq, event.type, at, data, hash, s.conversation, s.partner)
+      const envelope = { seq, type: event.type, at, data: event.data, hash } as Envelope
+      for (const project of projectors) project(envelope)
+      headSeq = seq
+      headHash = hash
+      out.push(envelope)
+    }
+    pendingEnvelopes.push(...out)
+    return out
+  }
+
+  const runBatch = db.transaction((jobs: Job[]) => {
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = []
+    for (const job of jobs) {
+      const savedSeq = headSeq
+      const savedHash = headHash
+      const savedCount = pendingEnvelopes.length
+      try {
+        outcomes.push({ ok: true, value: db.transaction(job.fn)() })
+      } catch (error) {
+        headSeq = savedSeq
+        headHash = savedHash
+        pendingEnvelopes.length = savedCount
+        outcomes.push({ ok: false, error })
+      }
+    }
+    return outcomes
+  })
+
+  function flush(): void {
+    flushScheduled = false
+    const jobs = queue.length > BATCH_MAX ? queue.splice(0, BATCH_MAX) : queue
+    if (jobs === queue) queue = []
+    if (queue.length > 0) schedule()
+    inTransaction = true
+    let outcomes: ReturnType<typeof runBatch>
+    try {
+      outcomes = runBatch.immediate(jobs)
+    } catch (error) {
+      // The commit itself failed (disk full, I/O error): nothing of the batch is durable.
+      headSeq = lastSeq
+      headHash = lastHash
+      pendingEnvelopes = []
+      for (const job of jobs) job.reject(error)
+      return
+    } finally {
+      inTransaction = false
+    }
+    lastSeq = headSeq
+    lastHash = headHash
+    const committed = pendingEnvelopes
+    pendingEnvelopes = []
+    if (committed.length > 0) {
+      for (const listener of commitListeners) {
+        try {
+          listener(committed)
+        } catch (error) {
+          console.error('commit listener failed:', error)
+        }
+      }
+    }
+    outcomes.forEach((outcome, i) => (outcome.ok ? jobs[i]!.resolve(outcome.value) : jobs[i]!.reject(outcome.error)))
+  }
+
+  function schedule(): void {
+    if (flushScheduled) return
+    flushScheduled = true
+    // setImmediate runs after this turn's I/O callbacks: every request parsed in the same turn joins the batch.
+    setImmediate(flush)
+  }
+
+  return {
+    transact<T>(fn: () => T): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ fn, resolve: resolve as (v: unknown) => void, reject })
+        schedule()
+      })
+    },
+    /** Appends inside the running `transact` callback; returns the envelopes (seq and hash assigned). */
+    append,
+    /** The seq of the last committed event (0 for an empty log). */
+    lastSeq: () => lastSeq,
+    /** Committed events with `seq > after`, oldest first, at most `limit`, optionally filtered. */
+    readAfter(after: number, limit = 100, filter: EventFilter = {}): Envelope[] {
+      const columns: Array<[string, string | undefined]> = [
+        ['type', filter.type],
+        ['conversation_id', filter.conversation],
+        ['partner_id', filter.partner],
+      ]
+      const used = columns.filter(([, value]) => value !== undefined) as Array<[string, string]>
+      const rows =
+        used.length === 0
+          ? pageAll.all(after, limit)
+          : cachedFiltered(used.map(([column]) => column)).all(after, ...used.map(([, value]) => value), limit)
+      return rows.map(rowToEnvelope)
+    },
+    /** Calls `listener` with each committed batch, after the commit and before any `transact` resolves. */
+    onCommit(listener: (events: Envelope[]) => void): () => void {
+      commitListeners.add(listener)
+      return () => commitListeners.delete(listener)
+    },
+    /** Resolves once every queued transaction has committed. */
+    async drain(): Promise<void> {
+      while (queue.length > 0 || flushScheduled) await new Promise((r) => setImmediate(r))
+    },
+  }
+
+  function cachedFiltered(columns: string[]) {
+    const key = columns.join(',')
+    let statement = filtered.get(key)
+    if (!statement) {
+      const where = columns.map((column) => `AND ${column} = ?`).join(' ')
+      statement = db.query<EventRow, (string | number)[]>(
+        `SELECT seq, type, at, data, hash FROM events WHERE seq > ? ${where} ORDER BY seq LIMIT ?`,
+      )
+      filtered.set(key, statement)
+    }
+    return statement
+  }
+}

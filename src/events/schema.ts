@@ -1,0 +1,163 @@
+// Every event type and command input, declared once: runtime validation and static types come from here.
+import { z } from 'zod'
+
+export const LIMITS = {
+  partnerIdMax: 64,
+  nameMax: 100,
+  groupMembersMax: 100,
+  statusMax: 500,
+  projectPathMax: 1024,
+  idempotencyKeyMax: 128,
+  messageBytesDefault: 64 * 1024,
+} as const
+
+/** Ids are data, never paths: letters, digits, `_`, `-`, `.`, not starting with `.`. */
+export const PartnerId = z
+  .string()
+  .min(1, 'a partner id must not be empty')
+  .max(LIMITS.partnerIdMax, `a partner id is at most ${LIMITS.partnerIdMax} characters`)
+  .regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/, 'a partner id is letters, digits, "_", "-" and ".", not starting with "."')
+  .describe('Partner id: 1-64 letters, digits, "_", "-" or ".", not starting with "."')
+export type PartnerId = z.infer<typeof PartnerId>
+
+export const ConversationId = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_.-]+$/, 'a conversation id is letters, digits, "_", "-" and "."')
+  .describe('Conversation id, e.g. direct_alice_bob or group_...')
+
+const Text = (max: number, what: string) =>
+  z
+    .string()
+    .max(max, `${what} is at most ${max} characters`)
+    // Control characters other than tab and newlines have no place in names and statuses.
+    .regex(/^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*$/, `${what} must not contain control characters`)
+
+export const DisplayName = Text(LIMITS.nameMax, 'a name')
+export const GroupName = Text(LIMITS.nameMax, 'a group name').min(1, 'a group name must not be empty')
+export const StatusMessage = Text(LIMITS.statusMax, 'a status message')
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/)
+
+// ---- events -------------------------------------------------------------
+
+export const PartnerRegistered = z.object({
+  type: z.literal('PartnerRegistered'),
+  data: z.object({
+    partnerId: PartnerId,
+    name: z.string(),
+    projectPath: z.string().nullable(),
+    /** sha-256 of the partner's secret token; present when a token was issued with this registration. */
+    tokenHash: Sha256Hex.optional(),
+  }),
+})
+
+export const PartnerWentOffline = z.object({
+  type: z.literal('PartnerWentOffline'),
+  data: z.object({ partnerId: PartnerId }),
+})
+
+export const PartnerTokenReissued = z.object({
+  type: z.literal('PartnerTokenReissued'),
+  data: z.object({ partnerId: PartnerId, tokenHash: Sha256Hex }),
+})
+
+export const PartnerStatusChanged = z.object({
+  type: z.literal('PartnerStatusChanged'),
+  data: z.object({ partnerId: PartnerId, message: z.string().nullable() }),
+})
+
+export const NotificationsSwitched = z.object({
+  type: z.literal('NotificationsSwitched'),
+  data: z.object({ partnerId: PartnerId, enabled: z.boolean() }),
+})
+
+export const ConversationCreated = z.object({
+  type: z.literal('ConversationCreated'),
+  data: z.object({
+    conversationId: ConversationId,
+    kind: z.enum(['direct', 'group']),
+    name: z.string().nullable(),
+    createdBy: PartnerId,
+    participants: z.array(PartnerId).min(1),
+  }),
+})
+
+export const MessageSent = z.object({
+  type: z.literal('MessageSent'),
+  // The message's id is its event's seq: one number is both the message id and the cursor.
+  data: z.object({
+    conversationId: ConversationId,
+    fromId: PartnerId,
+    content: z.string(),
+    idempotencyKey: z.string().optional(),
+  }),
+})
+
+export const ParticipantLeft = z.object({
+  type: z.literal('ParticipantLeft'),
+  data: z.object({ conversationId: ConversationId, partnerId: PartnerId }),
+})
+
+export const ConversationArchived = z.object({
+  type: z.literal('ConversationArchived'),
+  data: z.object({ conversationId: ConversationId }),
+})
+
+export const ReadPositionAdvanced = z.object({
+  type: z.literal('ReadPositionAdvanced'),
+  data: z.object({ partnerId: PartnerId, conversationId: ConversationId, seq: z.number().int().positive() }),
+})
+
+export const DuoEvent = z.discriminatedUnion('type', [
+  PartnerRegistered,
+  PartnerWentOffline,
+  PartnerTokenReissued,
+  PartnerStatusChanged,
+  NotificationsSwitched,
+  ConversationCreated,
+  MessageSent,
+  ParticipantLeft,
+  ConversationArchived,
+  ReadPositionAdvanced,
+])
+export type DuoEvent = z.infer<typeof DuoEvent>
+export type EventType = DuoEvent['type']
+export const EVENT_TYPES = DuoEvent.options.map((o) => o.shape.type.value) as EventType[]
+export type EventOf<T extends EventType> = Extract<DuoEvent, { type: T }>
+
+/** An event as stored and shown: the envelope of `/events`, `replay` and SSE. */
+export type Envelope<E extends DuoEvent = DuoEvent> = E & { seq: number; at: string; hash: string }
+
+// ---- command inputs (the shapes the HTTP API and the partner's tools share) ----
+
+export const RegisterInput = z.object({
+  partnerId: PartnerId,
+  name: DisplayName.optional().describe('Display name; defaults to the id'),
+  projectPath: z.string().max(LIMITS.projectPathMax).optional().describe('Project directory, for display only'),
+})
+export type RegisterInput = z.infer<typeof RegisterInput>
+
+export const TalkInput = z.object({
+  fromId: PartnerId,
+  to: PartnerId.optional().describe('Partner id to message directly (creates the direct conversation on first use)'),
+  conversationId: ConversationId.optional().describe('Conversation to post into, instead of `to`'),
+  content: z.string().min(1, 'a message must not be empty').describe('The message text'),
+  idempotencyKey: z
+    .string()
+    .min(1)
+    .max(LIMITS.idempotencyKeyMax)
+    .optional()
+    .describe('Retry key: a second talk with the same key from the same sender returns the first message'),
+})
+export type TalkInput = z.infer<typeof TalkInput>
+
+export const CreateGroupInput = z.object({
+  creatorId: PartnerId,
+  name: GroupName.describe('Group name'),
+  participants: z
+    .array(PartnerId)
+    .min(1, 'a group needs at least one other participant')
+    .max(LIMITS.groupMembersMax - 1, `a group has at most ${LIMITS.groupMembersMax} members`),
+})
+export type CreateGroupInput = z.infer<typeof CreateGroupInput>

@@ -1,0 +1,121 @@
+// Read model: conversations (direct and group), their membership, archived state and the direct-pair index.
+import type { Database } from 'bun:sqlite'
+import type { Envelope } from '../events/schema.ts'
+
+export const MIGRATIONS = [
+  `CREATE TABLE conversations (
+     id TEXT PRIMARY KEY,
+     type TEXT NOT NULL,
+     name TEXT,
+     created_by TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     is_archived INTEGER NOT NULL DEFAULT 0,
+     last_message_seq INTEGER
+   );
+   CREATE TABLE participants (
+     conversation_id TEXT NOT NULL,
+     partner_id TEXT NOT NULL,
+     joined_at TEXT NOT NULL,
+     left_at TEXT,
+     PRIMARY KEY (conversation_id, partner_id)
+   );
+   CREATE INDEX participants_by_partner ON participants (partner_id, conversation_id);
+   CREATE TABLE direct_pairs (
+     low TEXT NOT NULL,
+     high TEXT NOT NULL,
+     conversation_id TEXT NOT NULL,
+     PRIMARY KEY (low, high)
+   );`,
+]
+export const TABLES = { conversations: 'id', participants: 'conversation_id, partner_id', direct_pairs: 'low, high' }
+
+export type ConversationRow = {
+  id: string
+  type: 'direct' | 'group'
+  name: string | null
+  created_by: string
+  created_at: string
+  is_archived: number
+  last_message_seq: number | null
+}
+
+/** The direct pair's key: the two ids sorted. */
+export const pairOf = (a: string, b: string): [string, string] => (a < b ? [a, b] : [b, a])
+
+export function createConversations(db: Database) {
+  const insert = db.query(
+    'INSERT INTO conversations (id, type, name, created_by, created_at) VALUES (?, ?, ?, ?, ?)',
+  )
+  const join = db.query('INSERT INTO participants (conversation_id, partner_id, joined_at) VALUES (?, ?, ?)')
+  const pair = db.query('INSERT INTO direct_pairs (low, high, conversation_id) VALUES (?, ?, ?)')
+  const leave = db.query('UPDATE participants SET left_at = ? WHERE conversation_id = ? AND partner_id = ?')
+  const archive = db.query('UPDATE conversations SET is_archived = 1 WHERE id = ?')
+  const touch = db.query('UPDATE conversations SET last_message_seq = ? WHERE id = ?')
+  const one = db.query<ConversationRow, [string]>('SELECT * FROM conversations WHERE id = ?')
+  const members = db.query<{ partner_id: string }, [string]>(
+    'SELECT partner_id FROM participants WHERE conversation_id = ? AND left_at IS NULL ORDER BY joined_at, partner_id',
+  )
+  const isMember = db.query<{ one: number }, [string, string]>(
+    'SELECT 1 AS one FROM participants WHERE conversation_id = ? AND partner_id = ? AND left_at IS NULL',
+  )
+  const direct = db.query<{ conversation_id: string }, [string, string]>(
+    'SELECT conversation_id FROM direct_pairs WHERE low = ? AND high = ?',
+  )
+  const forPartner = db.query<ConversationRow & { unread_count: number; read_seq: number }, [string]>(
+    `SELECT c.*,
+       coalesce(r.seq, 0) AS read_seq,
+       (SELECT count(*) FROM messages m
+          WHERE m.conversation_id = c.id AND m.seq > coalesce(r.seq, 0) AND m.from_id != p.partner_id) AS unread_count
+     FROM participants p
+     JOIN conversations c ON c.id = p.conversation_id
+     LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = c.id
+     WHERE p.partner_id = ? AND p.left_at IS NULL
+     ORDER BY coalesce(c.last_message_seq, 0) DESC, c.created_at DESC, c.id`,
+  )
+  const membersWithNames = db.query<{ id: string; name: string }, [string]>(
+    `SELECT p.partner_id AS id, coalesce(pa.name, p.partner_id) AS name
+     FROM participants p LEFT JOIN partners pa ON pa.id = p.partner_id
+     WHERE p.conversation_id = ? AND p.left_at IS NULL ORDER BY p.joined_at, p.partner_id`,
+  )
+
+  return {
+    apply(event: Envelope): void {
+      switch (event.type) {
+        case 'ConversationCreated': {
+          const d = event.data
+          insert.run(d.conversationId, d.kind, d.name, d.createdBy, event.at)
+          for (const id of d.participants) join.run(d.conversationId, id, event.at)
+          if (d.kind === 'direct' && d.participants.length === 2) {
+            const [low, high] = pairOf(d.participants[0]!, d.participants[1]!)
+            pair.run(low, high, d.conversationId)
+          }
+          return
+        }
+        case 'ParticipantLeft':
+          leave.run(event.at, event.data.conversationId, event.data.partnerId)
+          return
+        case 'ConversationArchived':
+          archive.run(event.data.conversationId)
+          return
+        case 'MessageSent':
+          touch.run(event.seq, event.data.conversationId)
+          return
+        default:
+          return
+      }
+    },
+    get: (id: string): ConversationRow | null => one.get(id),
+    /** Current (not departed) members, in joining order. */
+    members: (id: string): string[] => members.all(id).map((r) => r.partner_id),
+    isMember: (id: string, partnerId: string): boolean => isMember.get(id, partnerId) !== null,
+    membersWithNames: (id: string) => membersWithNames.all(id),
+    /** The direct conversation between two partners, found by its members, never by parsing an id. */
+    directBetween(a: string, b: string): string | null {
+      const [low, high] = pairOf(a, b)
+      return direct.get(low, high)?.conversation_id ?? null
+    },
+    /** The partner's conversations with unread counts (from read positions), most recently active first. */
+    forPartner: (partnerId: string) => forPartner.all(partnerId),
+  }
+}
+export type Conversations = ReturnType<typeof createConversations>

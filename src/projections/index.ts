@@ -1,0 +1,57 @@
+// The views: every projection's tables, migrations and one projector that applies an event to all of them.
+import type { Database } from 'bun:sqlite'
+import { migrate } from '../events/log.ts'
+import type { DecisionView } from '../events/decide.ts'
+import type { Envelope } from '../events/schema.ts'
+import * as conversations from './conversations.ts'
+import * as messages from './messages.ts'
+import * as partners from './partners.ts'
+
+/** Every projection table with the key it is compared on (audit). */
+export const VIEW_TABLES: Record<string, string> = {
+  ...partners.TABLES,
+  ...conversations.TABLES,
+  ...messages.TABLES,
+}
+
+export function migrateViews(db: Database): void {
+  migrate(db, 'partners', partners.MIGRATIONS)
+  migrate(db, 'conversations', conversations.MIGRATIONS)
+  migrate(db, 'messages', messages.MIGRATIONS)
+}
+
+export function openViews(db: Database) {
+  migrateViews(db)
+  const views = {
+    partners: partners.createPartners(db),
+    conversations: conversations.createConversations(db),
+    messages: messages.createMessages(db),
+  }
+  return {
+    ...views,
+    /** Applies one event to every view; runs inside the append's transaction. */
+    project(event: Envelope): void {
+      views.partners.apply(event)
+      views.conversations.apply(event)
+      views.messages.apply(event)
+    },
+  }
+}
+export type Views = ReturnType<typeof openViews>
+
+/** The projections seen through the narrow interface the pure rules read. */
+export function decisionView(views: Views, lastSeq: () => number): DecisionView {
+  return {
+    partner: (id) => {
+      const row = views.partners.get(id)
+      return row && { status: row.status, tokenHash: row.token_hash }
+    },
+    conversation: (id) => views.conversations.get(id),
+    isMember: (conversationId, partnerId) => views.conversations.isMember(conversationId, partnerId),
+    members: (conversationId) => views.conversations.members(conversationId),
+    directBetween: (a, b) => views.conversations.directBetween(a, b),
+    messageByKey: (fromId, key) => views.messages.byIdempotencyKey(fromId, key),
+    ackable: (partnerId, cursor, conversationId) => views.messages.ackable(partnerId, cursor, conversationId),
+    lastSeq,
+  }
+}

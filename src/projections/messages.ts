@@ -1,0 +1,121 @@
+// Read model: messages per conversation (history paging, cursor reads, unread) and read positions.
+import type { Database } from 'bun:sqlite'
+import type { Envelope } from '../events/schema.ts'
+
+export const MIGRATIONS = [
+  `CREATE TABLE messages (
+     seq INTEGER PRIMARY KEY,
+     conversation_id TEXT NOT NULL,
+     from_id TEXT NOT NULL,
+     content TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     idempotency_key TEXT
+   );
+   CREATE INDEX messages_by_conversation ON messages (conversation_id, seq);
+   CREATE UNIQUE INDEX messages_by_key ON messages (from_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+   CREATE TABLE read_positions (
+     partner_id TEXT NOT NULL,
+     conversation_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (partner_id, conversation_id)
+   );`,
+]
+export const TABLES = { messages: 'seq', read_positions: 'partner_id, conversation_id' }
+
+/** A message as the API shows it; `id` and `seq` are the same number, the event's position in the log. */
+export type Message = {
+  id: number
+  seq: number
+  conversation_id: string
+  from_id: string
+  content: string
+  created_at: string
+}
+
+const COLUMNS = 'seq AS id, seq, conversation_id, from_id, content, created_at'
+
+export const messageOf = (event: Envelope<Extract<Envelope, { type: 'MessageSent' }>>): Message => ({
+  id: event.seq,
+  seq: event.seq,
+  conversation_id: event.data.conversationId,
+  from_id: event.data.fromId,
+  content: event.data.content,
+  created_at: event.at,
+})
+
+export function createMessages(db: Database) {
+  const insert = db.query(
+    'INSERT INTO messages (seq, conversation_id, from_id, content, created_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?)',
+  )
+  const advance = db.query(
+    `INSERT INTO read_positions (partner_id, conversation_id, seq) VALUES (?1, ?2, ?3)
+     ON CONFLICT (partner_id, conversation_id) DO UPDATE SET seq = max(seq, ?3)`,
+  )
+  const history = db.query<Message, [string, number, number]>(
+    `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?)
+     ORDER BY seq`,
+  )
+  const visibleAll = db.query<Message, [string, number, number]>(
+    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.content, m.created_at
+     FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id
+     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
+     ORDER BY m.seq LIMIT ?3`,
+  )
+  const visibleOne = db.query<Message, [string, number, number, string]>(
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT ?3`,
+  )
+  const unread = db.query<Message, [string, number, string | null]>(
+    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.content, m.created_at
+     FROM participants p
+     LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
+     JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > coalesce(r.seq, 0)
+     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = ?3)
+     ORDER BY m.seq LIMIT ?2`,
+  )
+  const byKey = db.query<{ seq: number; conversation_id: string }, [string, string]>(
+    'SELECT seq, conversation_id FROM messages WHERE from_id = ? AND idempotency_key = ?',
+  )
+  const ackable = db.query<{ conversation_id: string; upto: number | null; read_seq: number }, [string, number, string | null]>(
+    `SELECT p.conversation_id,
+       (SELECT max(m.seq) FROM messages m WHERE m.conversation_id = p.conversation_id AND m.seq <= ?2) AS upto,
+       coalesce(r.seq, 0) AS read_seq
+     FROM participants p
+     LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
+     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND (?3 IS NULL OR p.conversation_id = ?3)`,
+  )
+  const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM messages')
+
+  return {
+    apply(event: Envelope): void {
+      switch (event.type) {
+        case 'MessageSent': {
+          const d = event.data
+          insert.run(event.seq, d.conversationId, d.fromId, d.content, event.at, d.idempotencyKey ?? null)
+          return
+        }
+        case 'ReadPositionAdvanced':
+          advance.run(event.data.partnerId, event.data.conversationId, event.data.seq)
+          return
+        default:
+          return
+      }
+    },
+    /** The latest `limit` messages of a conversation with `seq < before`, oldest first. */
+    history: (conversationId: string, limit: number, before = Number.MAX_SAFE_INTEGER): Message[] =>
+      history.all(conversationId, before, limit),
+    /** Messages the partner can see with `seq > after`, not its own, oldest first. */
+    visibleAfter: (partnerId: string, after: number, limit: number, conversationId?: string): Message[] =>
+      conversationId === undefined
+        ? visibleAll.all(partnerId, after, limit)
+        : visibleOne.all(partnerId, after, limit, conversationId),
+    /** Messages past the partner's read positions, not its own, oldest first. */
+    unread: (partnerId: string, limit: number, conversationId?: string): Message[] =>
+      unread.all(partnerId, limit, conversationId ?? null),
+    byIdempotencyKey: (fromId: string, key: string) => byKey.get(fromId, key),
+    /** Per conversation of the partner: the newest message seq at or below `cursor`, and its read position. */
+    ackable: (partnerId: string, cursor: number, conversationId?: string) =>
+      ackable.all(partnerId, cursor, conversationId ?? null),
+    count: (): number => count.get()!.n,
+  }
+}
+export type Messages = ReturnType<typeof createMessages>

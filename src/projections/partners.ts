@@ -1,0 +1,87 @@
+// Read model: partners, their settings, token hashes and last activity (presence is derived from it at read time).
+import type { Database } from 'bun:sqlite'
+import type { Envelope } from '../events/schema.ts'
+
+export const MIGRATIONS = [
+  `CREATE TABLE partners (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     project_path TEXT,
+     status TEXT NOT NULL,
+     status_message TEXT,
+     notifications_enabled INTEGER NOT NULL,
+     token_hash TEXT,
+     created_at TEXT NOT NULL,
+     last_seen TEXT NOT NULL
+   )`,
+]
+export const TABLES = { partners: 'id' }
+
+export type PartnerRow = {
+  id: string
+  name: string
+  project_path: string | null
+  status: 'online' | 'offline'
+  status_message: string | null
+  notifications_enabled: number
+  token_hash: string | null
+  created_at: string
+  last_seen: string
+}
+
+export function createPartners(db: Database) {
+  const register = db.query(
+    `INSERT INTO partners (id, name, project_path, status, status_message, notifications_enabled, token_hash, created_at, last_seen)
+     VALUES (?1, ?2, ?3, 'online', NULL, 1, ?4, ?5, ?5)
+     ON CONFLICT (id) DO UPDATE SET name = ?2, project_path = ?3, status = 'online',
+       token_hash = coalesce(?4, token_hash), last_seen = ?5`,
+  )
+  const offline = db.query(`UPDATE partners SET status = 'offline', last_seen = ? WHERE id = ?`)
+  const token = db.query('UPDATE partners SET token_hash = ? WHERE id = ?')
+  const status = db.query('UPDATE partners SET status_message = ?, last_seen = ? WHERE id = ?')
+  const notifications = db.query('UPDATE partners SET notifications_enabled = ?, last_seen = ? WHERE id = ?')
+  const seen = db.query('UPDATE partners SET last_seen = ? WHERE id = ?')
+  const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = ?')
+  const all = db.query<PartnerRow, []>('SELECT * FROM partners ORDER BY id')
+  const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners')
+
+  return {
+    apply(event: Envelope): void {
+      switch (event.type) {
+        case 'PartnerRegistered': {
+          const d = event.data
+          register.run(d.partnerId, d.name, d.projectPath, d.tokenHash ?? null, event.at)
+          return
+        }
+        case 'PartnerWentOffline':
+          offline.run(event.at, event.data.partnerId)
+          return
+        case 'PartnerTokenReissued':
+          token.run(event.data.tokenHash, event.data.partnerId)
+          return
+        case 'PartnerStatusChanged':
+          status.run(event.data.message, event.at, event.data.partnerId)
+          return
+        case 'NotificationsSwitched':
+          notifications.run(event.data.enabled ? 1 : 0, event.at, event.data.partnerId)
+          return
+        case 'MessageSent':
+          seen.run(event.at, event.data.fromId)
+          return
+        case 'ConversationCreated':
+          seen.run(event.at, event.data.createdBy)
+          return
+        case 'ParticipantLeft':
+        case 'ReadPositionAdvanced':
+          seen.run(event.at, event.data.partnerId)
+          return
+        default:
+          return
+      }
+    },
+    get: (id: string): PartnerRow | null => one.get(id),
+    all: (): PartnerRow[] => all.all(),
+    count: (): number => count.get()!.n,
+  }
+}
+export type Partners = ReturnType<typeof createPartners>
