@@ -16,6 +16,7 @@ export type Rejection =
   | { reason: 'token_invalid' }
   | { reason: 'acting_for_another'; partnerId: string }
   | { reason: 'operator_only' }
+  | { reason: 'operator_token_required' }
   | { reason: 'invalid_request'; message: string }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; rejection: Rejection }

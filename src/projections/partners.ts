@@ -13,7 +13,8 @@ export const MIGRATIONS = [
      token_hash TEXT,
      created_at TEXT NOT NULL,
      last_seen TEXT NOT NULL
-   )`,
+   );
+   CREATE INDEX partners_by_token ON partners (token_hash) WHERE token_hash IS NOT NULL;`,
 ]
 export const TABLES = { partners: 'id' }
 
@@ -44,6 +45,7 @@ export function createPartners(db: Database) {
   const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = ?')
   const all = db.query<PartnerRow, []>('SELECT * FROM partners ORDER BY id')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners')
+  const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = ?')
 
   return {
     apply(event: Envelope): void {
@@ -82,6 +84,8 @@ export function createPartners(db: Database) {
     get: (id: string): PartnerRow | null => one.get(id),
     all: (): PartnerRow[] => all.all(),
     count: (): number => count.get()!.n,
+    /** The partner whose token hashes to `hash`, if any. */
+    byTokenHash: (hash: string): string | null => byToken.get(hash)?.id ?? null,
   }
 }
 export type Partners = ReturnType<typeof createPartners>

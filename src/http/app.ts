@@ -1,0 +1,73 @@
+// The broker's HTTP app: every route plugin, OpenAPI from the same schemas, and the one error mapper.
+import { openapi } from '@elysiajs/openapi'
+import { Elysia } from 'elysia'
+import { z } from 'zod'
+import { createAccess, type BrokerDeps, HttpError } from './deps.ts'
+import { conversationRoutes } from './routes/conversations.ts'
+import { eventRoutes } from './routes/events.ts'
+import { listenRoutes } from './routes/listen.ts'
+import { partnerRoutes } from './routes/partners.ts'
+
+type Issue = { path?: string; message?: string; summary?: string }
+
+/** A person-readable sentence from a validation failure: the first problem, with where it is. */
+function validationMessage(error: { all?: Issue[]; type?: string; message?: string }): string {
+  const first = Array.isArray(error.all) ? error.all[0] : undefined
+  const where = first?.path ? String(first.path).replace(/^\//, '').replaceAll('/', '.') : ''
+  const what = first?.message ?? first?.summary ?? 'invalid request'
+  const part = error.type ?? 'request'
+  if (part === 'body' && (where === '' || where === 'root'))
+    return `the body must be a JSON object (send Content-Type: application/json): ${what}`
+  return where ? `${part} field "${where}": ${what}` : `${part}: ${what}`
+}
+
+export function buildApp(deps: BrokerDeps) {
+  const access = createAccess(deps)
+  return new Elysia()
+    .use(
+      openapi({
+        path: '/docs',
+        mapJsonSchema: { zod: z.toJSONSchema },
+        documentation: {
+          info: {
+            title: 'Duo broker',
+            version: '0.1.0',
+            description: 'Messages between Claude Code instances, on an append-only event log.',
+          },
+        },
+      }),
+    )
+    .onRequest(({ request }) => {
+      if (deps.shutdown.aborted) return Response.json({ error: 'the broker is shutting down' }, { status: 503 })
+      // Bun refuses bodies past maxRequestBodySize with an empty 413; this answers declared sizes in JSON first.
+      if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)
+        return Response.json(
+          { error: `the request body is larger than the limit of ${deps.config.maxBodyBytes} bytes` },
+          { status: 413 },
+        )
+    })
+    .onError(({ code, error, request }) => {
+      switch (code) {
+        case 'VALIDATION':
+          return Response.json({ error: validationMessage(error as never) }, { status: 400 })
+        case 'PARSE':
+          return Response.json({ error: 'the request body is not valid JSON (send Content-Type: application/json)' }, { status: 400 })
+        case 'NOT_FOUND':
+          return Response.json(
+            { error: `no such endpoint: ${request.method} ${new URL(request.url).pathname} (see /docs)` },
+            { status: 404 },
+          )
+      }
+      if (error instanceof HttpError) return Response.json({ error: error.message }, { status: error.status })
+      const status = (error as { status?: unknown })?.status
+      if (typeof status === 'number' && status >= 400 && status < 500)
+        return Response.json({ error: (error as Error).message || 'bad request' }, { status })
+      console.error('unexpected error:', error)
+      return Response.json({ error: 'internal error' }, { status: 500 })
+    })
+    .use(partnerRoutes(deps, access))
+    .use(conversationRoutes(deps, access))
+    .use(listenRoutes(deps, access))
+    .use(eventRoutes(deps, access))
+}
+export type App = ReturnType<typeof buildApp>

@@ -1,0 +1,44 @@
+// Secrets: partner tokens (only their hashes are kept), the operator token, and who a request acts as.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { timingSafeEqual } from 'node:crypto'
+
+export type Actor = { kind: 'none' } | { kind: 'invalid' } | { kind: 'partner'; id: string } | { kind: 'operator' }
+
+/** A fresh secret: 256 random bits, URL-safe. */
+export const newToken = (prefix = 'duo_'): string =>
+  prefix + Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')
+
+export const hashToken = (token: string): string => new Bun.CryptoHasher('sha256').update(token).digest('hex')
+
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(hashToken(a), 'hex')
+  const y = Buffer.from(hashToken(b), 'hex')
+  return timingSafeEqual(x, y)
+}
+
+/** The bearer token of an `Authorization` header, or null. */
+export function bearer(header: string | null | undefined): string | null {
+  if (!header) return null
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match ? match[1]! : null
+}
+
+/**
+ * The operator token: DUO_ADMIN_TOKEN, else the one kept beside the database (created on first start,
+ * mode 0600). For `:memory:` a fresh one each start. Returns where it lives, for the start-up line.
+ */
+export function loadAdminToken(dbPath: string, configured?: string): { token: string; file: string | null } {
+  if (configured) return { token: configured, file: null }
+  if (dbPath === ':memory:') return { token: newToken('duo_admin_'), file: null }
+  const file = `${resolve(dbPath)}.admin-token`
+  if (existsSync(file)) {
+    const token = readFileSync(file, 'utf8').trim()
+    if (token.length >= 16) return { token, file }
+  }
+  const token = newToken('duo_admin_')
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, `${token}\n`, { mode: 0o600 })
+  chmodSync(file, 0o600)
+  return { token, file }
+}

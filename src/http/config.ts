@@ -1,0 +1,64 @@
+// Broker configuration from the environment, refused with one line naming the variable when wrong.
+import { LIMITS } from '../events/schema.ts'
+
+export type BrokerConfig = {
+  host: string
+  port: number
+  dbPath: string
+  auth: 'token' | 'open'
+  allowOpenNetwork: boolean
+  adminToken?: string
+  sync: 'full' | 'normal'
+  maxMessageBytes: number
+  maxBodyBytes: number
+  /** A partner with no listener and no request for this long shows as offline. */
+  presenceTimeoutMs: number
+  /** Keep-alive comment interval for SSE streams. */
+  keepAliveMs: number
+}
+
+export class ConfigError extends Error {}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/
+
+export const isLoopback = (host: string) => LOOPBACK.test(host)
+
+export function configFromEnv(env: Record<string, string | undefined> = process.env): BrokerConfig {
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name]
+    if (raw === undefined || raw === '') return fallback
+    if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max)
+      throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`)
+    return Number(raw)
+  }
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const raw = env[name]
+    if (raw === undefined || raw === '') return fallback
+    const value = raw.trim().toLowerCase() as T
+    if (!allowed.includes(value)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`)
+    return value
+  }
+  const host = env.BROKER_HOST?.trim() || '127.0.0.1'
+  const auth = oneOf('DUO_AUTH', 'token', ['token', 'open'] as const)
+  const allowOpenNetwork = env.DUO_ALLOW_OPEN_NETWORK === '1'
+  if (auth === 'open' && !isLoopback(host) && !allowOpenNetwork)
+    throw new ConfigError(
+      `DUO_AUTH=open on the non-loopback BROKER_HOST "${host}" would let anyone act as any partner; set DUO_ALLOW_OPEN_NETWORK=1 to allow it`,
+    )
+  const adminToken = env.DUO_ADMIN_TOKEN?.trim() || undefined
+  if (adminToken !== undefined && adminToken.length < 16)
+    throw new ConfigError('DUO_ADMIN_TOKEN must be at least 16 characters')
+  return {
+    host,
+    port: int('BROKER_PORT', 3210, 0, 65535),
+    dbPath: env.DUO_DB?.trim() || './data/duo.db',
+    auth,
+    allowOpenNetwork,
+    adminToken,
+    sync: oneOf('DUO_SYNC', 'full', ['full', 'normal'] as const),
+    maxMessageBytes: int('DUO_MAX_MESSAGE_BYTES', LIMITS.messageBytesDefault, 1, 1024 * 1024 - 1024),
+    maxBodyBytes: 1024 * 1024,
+    presenceTimeoutMs: int('DUO_PRESENCE_TIMEOUT_S', 300, 1, 86_400) * 1000,
+    keepAliveMs: int('DUO_KEEPALIVE_S', 15, 1, 15) * 1000,
+  }
+}

@@ -1,0 +1,93 @@
+// What every route plugin is given: the store, the hub, the configuration, and access decisions.
+import type { Rejection } from '../events/decide.ts'
+import type { PartnerRow } from '../projections/partners.ts'
+import type { Store } from '../store.ts'
+import { type Actor, bearer, hashToken, sameSecret } from './auth.ts'
+import type { BrokerConfig } from './config.ts'
+import type { Hub } from './hub.ts'
+
+export type BrokerDeps = {
+  store: Store
+  hub: Hub
+  config: BrokerConfig
+  adminToken: string
+  now: () => Date
+  newGroupId: () => string
+  startedAt: number
+  /** Aborted when the broker stops: every parked wait answers and every stream ends. */
+  shutdown: AbortSignal
+}
+
+/** An error thrown from a route that `onError` turns into `{error}` with this status. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps) {
+  const activity = new Map<string, number>()
+  const open = config.auth === 'open'
+
+  function actorOf(authorization: string | null | undefined): Actor {
+    const token = bearer(authorization)
+    if (token === null) return { kind: 'none' }
+    if (sameSecret(token, adminToken)) return { kind: 'operator' }
+    const id = store.views.partners.byTokenHash(hashToken(token))
+    return id === null ? { kind: 'invalid' } : { kind: 'partner', id }
+  }
+
+  return {
+    actorOf,
+    /** Null when `actor` may act as `partnerId`; otherwise why not. Records the partner as active. */
+    actAs(actor: Actor, partnerId: string): Rejection | null {
+      if (!open) {
+        if (actor.kind === 'none') return { reason: 'token_required', partnerId }
+        if (actor.kind === 'invalid') return { reason: 'token_invalid' }
+        if (actor.kind !== 'partner' || actor.id !== partnerId) return { reason: 'acting_for_another', partnerId }
+      }
+      activity.set(partnerId, now().getTime())
+      return null
+    },
+    /** Reading shared lists (/partners): any valid partner or the operator, or anyone in open mode. */
+    canRead(actor: Actor): Rejection | null {
+      if (open || actor.kind === 'partner' || actor.kind === 'operator') return null
+      return actor.kind === 'invalid' ? { reason: 'token_invalid' } : { reason: 'token_required', partnerId: 'any' }
+    },
+    /** Reading one conversation: its members (or the operator); anyone in open mode. */
+    canReadConversation(actor: Actor, conversationId: string): Rejection | null {
+      if (open || actor.kind === 'operator') return null
+      if (actor.kind === 'none') return { reason: 'token_required', partnerId: 'a member' }
+      if (actor.kind === 'invalid') return { reason: 'token_invalid' }
+      return store.views.conversations.isMember(conversationId, actor.id)
+        ? null
+        : { reason: 'not_a_participant', conversationId }
+    },
+    operatorOnly(actor: Actor): Rejection | null {
+      if (actor.kind === 'operator') return null
+      if (actor.kind === 'none') return { reason: 'operator_token_required' }
+      return actor.kind === 'invalid' ? { reason: 'token_invalid' } : { reason: 'operator_only' }
+    },
+    /** The API's view of a partner: presence is derived from listeners and recent activity. */
+    partnerJson(row: PartnerRow) {
+      const listening = hub.isListening(row.id)
+      const lastActive = Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0)
+      const fresh = now().getTime() - lastActive <= config.presenceTimeoutMs
+      return {
+        id: row.id,
+        name: row.name,
+        project_path: row.project_path,
+        status: row.status === 'online' && (listening || fresh) ? 'online' : 'offline',
+        status_message: row.status_message,
+        notifications_enabled: row.notifications_enabled === 1,
+        created_at: row.created_at,
+        last_seen: new Date(lastActive).toISOString(),
+        isListening: listening,
+      }
+    },
+  }
+}
+export type Access = ReturnType<typeof createAccess>

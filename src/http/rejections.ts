@@ -1,0 +1,70 @@
+// The one place where a refusal becomes an HTTP status and a sentence for a person.
+import type { Rejection } from '../events/decide.ts'
+
+const statusOf = {
+  unknown_partner: 404,
+  unknown_conversation: 404,
+  not_a_participant: 403,
+  conversation_archived: 409,
+  cannot_leave_direct: 409,
+  no_recipient: 400,
+  talk_to_self: 400,
+  message_too_large: 413,
+  group_too_large: 400,
+  cursor_ahead: 409,
+  token_required: 401,
+  token_invalid: 401,
+  acting_for_another: 403,
+  operator_only: 403,
+  operator_token_required: 401,
+  invalid_request: 400,
+} as const satisfies Record<Rejection['reason'], number>
+
+export function explain(r: Rejection): string {
+  switch (r.reason) {
+    case 'unknown_partner':
+      return `unknown partner "${r.partnerId}": it has never registered`
+    case 'unknown_conversation':
+      return `unknown conversation "${r.conversationId}"`
+    case 'not_a_participant':
+      return `not a participant of conversation "${r.conversationId}"`
+    case 'conversation_archived':
+      return `conversation "${r.conversationId}" is archived: every member has left`
+    case 'cannot_leave_direct':
+      return `"${r.conversationId}" is a direct conversation; only groups can be left`
+    case 'no_recipient':
+      return 'say who the message is for: give "to" (a partner id) or "conversationId"'
+    case 'talk_to_self':
+      return 'a partner cannot send a direct message to itself'
+    case 'message_too_large':
+      return `the message is larger than the limit of ${r.limit} bytes (UTF-8)`
+    case 'group_too_large':
+      return `a group has at most ${r.limit} members, the creator included`
+    case 'cursor_ahead':
+      return `cursor ${r.cursor} is beyond the end of the log (last seq ${r.lastSeq}); resume from ${r.lastSeq} or 0`
+    case 'token_required':
+      return `this request acts as partner "${r.partnerId}" and needs its token: send "Authorization: Bearer <token>"`
+    case 'token_invalid':
+      return 'the bearer token is not valid'
+    case 'acting_for_another':
+      return `the token does not belong to partner "${r.partnerId}"`
+    case 'operator_only':
+      return 'this endpoint needs the operator token (DUO_ADMIN_TOKEN)'
+    case 'operator_token_required':
+      return 'this endpoint needs the operator token: send "Authorization: Bearer <DUO_ADMIN_TOKEN>"'
+    case 'invalid_request':
+      return r.message
+    default: {
+      const unhandled: never = r
+      return String(unhandled)
+    }
+  }
+}
+
+export const rejected = (r: Rejection): Response =>
+  Response.json(
+    { error: explain(r), ...(r.reason === 'cursor_ahead' ? { last_seq: r.lastSeq } : {}) },
+    { status: statusOf[r.reason] },
+  )
+
+export const errorResponse = (status: number, error: string): Response => Response.json({ error }, { status })

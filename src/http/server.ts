@@ -1,0 +1,67 @@
+// Starts and stops a broker: store, hub, app and server wired together; used by `bun run broker` and tests.
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { openStore } from '../store.ts'
+import { loadAdminToken } from './auth.ts'
+import type { BrokerConfig } from './config.ts'
+import { buildApp } from './app.ts'
+import { createHub, type Hub } from './hub.ts'
+
+export type RunningBroker = {
+  url: string
+  port: number
+  adminToken: string
+  adminTokenFile: string | null
+  /** Answers waiting listeners, stops listening, closes the database. */
+  stop(): Promise<void>
+}
+
+const randomSuffix = () => Math.random().toString(36).slice(2, 8)
+
+export async function startBroker(config: BrokerConfig, now: () => Date = () => new Date()): Promise<RunningBroker> {
+  if (config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true })
+  let hub: Hub | undefined
+  const store = openStore({
+    path: config.dbPath,
+    sync: config.sync,
+    now,
+    rules: { maxMessageBytes: config.maxMessageBytes },
+    listening: (id) => hub?.isListening(id) ?? false,
+  })
+  hub = createHub({ members: store.views.conversations.members, lastSeq: store.log.lastSeq })
+  store.log.onCommit(hub.dispatch)
+  const admin = loadAdminToken(config.dbPath, config.adminToken)
+  const shutdown = new AbortController()
+  const app = buildApp({
+    store,
+    hub,
+    config,
+    adminToken: admin.token,
+    now,
+    newGroupId: () => `group_${now().getTime()}_${randomSuffix()}`,
+    startedAt: now().getTime(),
+    shutdown: shutdown.signal,
+  })
+  app.listen({
+    hostname: config.host,
+    port: config.port,
+    reusePort: false,
+    // Long enough for slow clients; long-polls and streams switch the idle timer off for themselves.
+    idleTimeout: 120,
+    maxRequestBodySize: config.maxBodyBytes + 64 * 1024,
+  })
+  const server = app.server!
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`
+  return {
+    url,
+    port: server.port!,
+    adminToken: admin.token,
+    adminTokenFile: admin.file,
+    async stop() {
+      // Parked long-polls answer and streams end now, so stopping never waits out a client's `wait`.
+      shutdown.abort()
+      await server.stop(false)
+      await store.close()
+    },
+  }
+}

@@ -1,0 +1,110 @@
+// Server-Sent Events over a pull-driven stream: the log is read only as fast as the client drains it.
+import type { Envelope } from '../events/schema.ts'
+import { messageOf } from '../projections/messages.ts'
+import type { Wake } from './hub.ts'
+
+const encoder = new TextEncoder()
+export const comment = (text: string): Uint8Array => encoder.encode(`: ${text}\n\n`)
+
+/** One SSE frame. `data` is one line of JSON, so no further escaping is needed. */
+export const frame = (id: number, event: string, data: string): string => `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`
+
+// Frames are built once per event and shared by every listener it fans out to.
+const eventFrames = new WeakMap<Envelope, Uint8Array>()
+const messageFrames = new WeakMap<Envelope, Uint8Array>()
+
+export function eventFrame(event: Envelope): Uint8Array {
+  let bytes = eventFrames.get(event)
+  if (!bytes) eventFrames.set(event, (bytes = encoder.encode(frame(event.seq, event.type, JSON.stringify(event)))))
+  return bytes
+}
+
+export function messageFrame(event: Envelope): Uint8Array {
+  let bytes = messageFrames.get(event)
+  if (!bytes) {
+    const message = messageOf(event as Extract<Envelope, { type: 'MessageSent' }>)
+    messageFrames.set(event, (bytes = encoder.encode(frame(event.seq, 'message', JSON.stringify(message)))))
+  }
+  return bytes
+}
+
+export type Framed = { seq: number; bytes: Uint8Array }
+
+export type SseSource = {
+  /** Catch-up: frames after `after` from the store, at most `limit`. */
+  read(after: number, limit: number): Framed[]
+  /** Parks until the next commit this stream can see (registering synchronously), or null on timeout/abort. */
+  wait(signal: AbortSignal, timeoutMs: number): Promise<Wake | null>
+  /** Frames of the woken events this stream shows. */
+  framesOf(wake: Wake): Framed[]
+}
+
+const PAGE = 256
+
+/**
+ * A `text/event-stream` response that replays from `after` and then stays live. Each pull delivers
+ * one page of catch-up or one wake-up; when the client stops reading, Bun stops pulling, so a slow
+ * consumer costs at most the socket buffers, never an unbounded queue. Replay and live cannot leave
+ * a gap: a pull reads the store and registers its waiter in the same synchronous step.
+ */
+export function sseResponse(after: number, signal: AbortSignal, source: SseSource, keepAliveMs: number, onClose: () => void): Response {
+  let cursor = after
+  let closed = false
+  const close = () => {
+    if (closed) return
+    closed = true
+    onClose()
+  }
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        controller.enqueue(comment('connected'))
+      },
+      async pull(controller) {
+        while (!signal.aborted) {
+          const page = source.read(cursor, PAGE)
+          if (page.length > 0) {
+            for (const f of page) controller.enqueue(f.bytes)
+            cursor = page[page.length - 1]!.seq
+            return
+          }
+          const wake = await source.wait(signal, keepAliveMs)
+          if (signal.aborted) break
+          if (wake === null) {
+            controller.enqueue(comment('keep-alive'))
+            return
+          }
+          const fresh = source.framesOf(wake).filter((f) => f.seq > cursor)
+          if (fresh.length > 0) {
+            for (const f of fresh) controller.enqueue(f.bytes)
+            cursor = fresh[fresh.length - 1]!.seq
+            return
+          }
+        }
+        close()
+        try {
+          controller.close()
+        } catch {
+          // already closed by the runtime after the client went away
+        }
+      },
+      cancel: close,
+    },
+    { highWaterMark: 0 },
+  )
+  signal.addEventListener('abort', close, { once: true })
+  return new Response(stream, {
+    headers: {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    },
+  })
+}
+
+/** A frame for a message read back from the store (catch-up), same bytes as `messageFrame`. */
+export const storedMessageFrame = (message: { seq: number }): Framed => ({
+  seq: message.seq,
+  bytes: encoder.encode(frame(message.seq, 'message', JSON.stringify(message))),
+})
