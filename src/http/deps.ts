@@ -66,6 +66,10 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
         ? null
         : { reason: 'not_a_participant', conversationId }
     },
+    /** Reading the whole log (/events): the operator; anyone in open mode. */
+    canReadLog(actor: Actor): Rejection | null {
+      return open ? null : this.operatorOnly(actor)
+    },
     operatorOnly(actor: Actor): Rejection | null {
       if (actor.kind === 'operator') return null
       if (actor.kind === 'none') return { reason: 'operator_token_required' }

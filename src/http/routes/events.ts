@@ -14,7 +14,7 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
     .get(
       '/events',
       ({ query, headers }) => {
-        const denied = access.operatorOnly(access.actorOf(headers.authorization))
+        const denied = access.canReadLog(access.actorOf(headers.authorization))
         if (denied) return rejected(denied)
         const after = query.after ?? 0
         const tooFar = ahead(after)
@@ -31,7 +31,7 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
     .get(
       '/events/stream',
       ({ query, headers, request, server }) => {
-        const denied = access.operatorOnly(access.actorOf(headers.authorization))
+        const denied = access.canReadLog(access.actorOf(headers.authorization))
         if (denied) return rejected(denied)
         const after = headers['last-event-id'] ?? query.after ?? 0
         const tooFar = ahead(after)
