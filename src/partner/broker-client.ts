@@ -1,0 +1,204 @@
+// Typed HTTP client of the broker: the only way the partner reaches it. Failures are values, never exceptions.
+import { z } from 'zod'
+
+const Flag = z.union([z.boolean(), z.number()]).transform(Boolean)
+
+export const PartnerView = z.object({
+  id: z.string(),
+  name: z.string(),
+  project_path: z.string().nullish(),
+  status: z.string().nullish(),
+  status_message: z.string().nullish(),
+  notifications_enabled: Flag.optional(),
+  created_at: z.string().nullish(),
+  last_seen: z.string().nullish(),
+  isListening: z.boolean().optional(),
+})
+export type PartnerView = z.infer<typeof PartnerView>
+
+export const MessageView = z.object({
+  id: z.union([z.number(), z.string()]),
+  seq: z.number().int(),
+  conversation_id: z.string(),
+  from_id: z.string(),
+  content: z.string(),
+  created_at: z.string(),
+})
+export type MessageView = z.infer<typeof MessageView>
+
+export const ConversationView = z.object({
+  id: z.string(),
+  name: z.string().nullish(),
+  type: z.string(),
+  created_by: z.string().nullish(),
+  created_at: z.string().nullish(),
+  is_archived: Flag.optional(),
+  last_message_seq: z.number().nullish(),
+  unread_count: z.number().optional(),
+  participants: z.array(z.object({ id: z.string(), name: z.string().nullish() })).optional(),
+})
+export type ConversationView = z.infer<typeof ConversationView>
+
+const Registered = z.object({ success: z.boolean(), partner: PartnerView, token: z.string().optional() })
+const Success = z.object({ success: z.boolean() }).loose()
+const Talked = z.object({
+  success: z.boolean(),
+  conversationId: z.string(),
+  messageId: z.union([z.number(), z.string()]),
+  seq: z.number().optional(),
+  notified: z.union([z.boolean(), z.number()]).optional(),
+  queued: z.union([z.boolean(), z.number()]).optional(),
+  duplicate: z.boolean().optional(),
+})
+export type Talked = z.infer<typeof Talked>
+const Listened = z.object({ hasMessages: z.boolean(), messages: z.array(MessageView), cursor: z.number().int() })
+export type Listened = z.infer<typeof Listened>
+const Left = z.object({ success: z.boolean(), left: z.boolean().optional(), archived: z.boolean().optional() })
+const History = z.object({ conversation: ConversationView.nullish(), messages: z.array(MessageView) })
+
+export type BrokerError =
+  /** Nothing answered: the broker is down, or the network failed before a reply. */
+  | { kind: 'unreachable'; message: string }
+  | { kind: 'rejected'; status: number; message: string; body: unknown }
+  | { kind: 'invalid_response'; message: string }
+export type BrokerResult<T> = { ok: true; value: T } | { ok: false; error: BrokerError }
+
+type Retry = 'idempotent' | 'connect-only' | 'never'
+type RequestOptions = {
+  body?: unknown
+  headers?: Record<string, string>
+  timeoutMs?: number
+  signal?: AbortSignal
+  retry?: Retry
+  /** The bearer token to send: the current one when undefined, none when null. */
+  auth?: string | null
+}
+
+export type BrokerClientOptions = {
+  baseUrl: string
+  /** The current token (read on each request: it changes when the partner registers again). */
+  token: () => string | undefined
+  fetch?: typeof fetch
+  /** Pauses before the 2nd and 3rd attempt of a retryable request. */
+  retryDelaysMs?: number[]
+}
+
+const isRefused = (error: unknown) => (error as { code?: string })?.code === 'ECONNREFUSED'
+
+export function createBrokerClient(options: BrokerClientOptions) {
+  const doFetch = options.fetch ?? fetch
+  const delays = options.retryDelaysMs ?? [150, 500]
+  const enc = encodeURIComponent
+
+  async function attempt<T>(schema: z.ZodType<T>, method: string, path: string, o: RequestOptions) {
+    const headers: Record<string, string> = { accept: 'application/json', ...o.headers }
+    const token = o.auth === undefined ? options.token() : o.auth
+    if (token) headers.authorization = `Bearer ${token}`
+    if (o.body !== undefined) headers['content-type'] = 'application/json'
+    const timeout = AbortSignal.timeout(o.timeoutMs ?? 10_000)
+    let response: Response
+    try {
+      response = await doFetch(`${options.baseUrl}${path}`, {
+        method,
+        headers,
+        body: o.body === undefined ? undefined : JSON.stringify(o.body),
+        signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout,
+      })
+    } catch (error) {
+      const message = isRefused(error) ? 'connection refused' : (error as Error).message
+      return { result: { ok: false, error: { kind: 'unreachable', message } } as const, refused: isRefused(error) }
+    }
+    const text = await response.text().catch(() => '')
+    let body: unknown
+    try {
+      body = text === '' ? undefined : JSON.parse(text)
+    } catch {
+      body = text
+    }
+    if (!response.ok) {
+      const said = (body as { error?: unknown })?.error
+      const message = typeof said === 'string' ? said : text.slice(0, 300) || response.statusText
+      return { result: { ok: false, error: { kind: 'rejected', status: response.status, message, body } } as const }
+    }
+    const parsed = schema.safeParse(body)
+    if (!parsed.success) {
+      const message = `unexpected answer to ${method} ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`
+      return { result: { ok: false, error: { kind: 'invalid_response', message } } as const }
+    }
+    return { result: { ok: true, value: parsed.data } as const }
+  }
+
+  async function request<T>(schema: z.ZodType<T>, method: string, path: string, o: RequestOptions = {}): Promise<BrokerResult<T>> {
+    const retry = o.retry ?? (method === 'GET' ? 'idempotent' : 'connect-only')
+    for (let i = 0; ; i++) {
+      const { result, refused } = await attempt(schema, method, path, o)
+      if (result.ok || i >= delays.length || o.signal?.aborted) return result
+      const transient =
+        result.error.kind === 'unreachable' ||
+        (result.error.kind === 'rejected' && [502, 503, 504].includes(result.error.status))
+      const again = retry === 'idempotent' ? transient : retry === 'connect-only' ? refused === true : false
+      if (!again) return result
+      await Bun.sleep(delays[i] ?? 0)
+    }
+  }
+
+  return {
+    baseUrl: options.baseUrl,
+    register: (body: { partnerId: string; name?: string; projectPath?: string }, token?: string | null) =>
+      // `token: null` registers without credentials: the first registration of an id, or after a reset broker.
+      request(Registered, 'POST', '/register', {
+        body,
+        retry: 'idempotent',
+        auth: token,
+      }),
+    unregister: (partnerId: string, timeoutMs = 2000) =>
+      request(Success, 'POST', '/unregister', { body: { partnerId }, timeoutMs, retry: 'never' }),
+    /** Sends a message; `idempotencyKey` makes every retry of this call the same message. */
+    talk: (body: { fromId: string; to?: string; conversationId?: string; content: string; idempotencyKey: string }) =>
+      request(Talked, 'POST', '/talk', {
+        body,
+        headers: { 'idempotency-key': body.idempotencyKey },
+        retry: 'idempotent',
+      }),
+    /** Long-poll: messages with seq > after, at once if any, else waits up to `waitS` seconds. 409 if `after` is past the log. */
+    listen: (partnerId: string, q: { after: number; waitS: number; conversationId?: string }, signal?: AbortSignal) =>
+      request(
+        Listened,
+        'GET',
+        `/listen/${enc(partnerId)}?after=${q.after}&wait=${Math.round(q.waitS)}${q.conversationId ? `&conversationId=${enc(q.conversationId)}` : ''}`,
+        { signal, timeoutMs: q.waitS * 1000 + 15_000, retry: 'never' },
+      ),
+    ack: (partnerId: string, cursor: number, conversationId?: string) =>
+      request(Success, 'POST', `/listen/${enc(partnerId)}/ack`, { body: { cursor, conversationId }, retry: 'idempotent' }),
+    /** Opens the SSE stream of the partner's messages after `after`; the caller reads (and cancels) the body. */
+    async stream(partnerId: string, after: number, signal: AbortSignal): Promise<BrokerResult<Response>> {
+      const token = options.token()
+      try {
+        const response = await doFetch(`${options.baseUrl}/listen/${enc(partnerId)}/stream?after=${after}`, {
+          headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          signal,
+        })
+        if (response.ok) return { ok: true, value: response }
+        const body = (await response.json().catch(() => ({}))) as { error?: string }
+        return { ok: false, error: { kind: 'rejected', status: response.status, message: body.error ?? response.statusText, body } }
+      } catch (error) {
+        return { ok: false, error: { kind: 'unreachable', message: (error as Error).message } }
+      }
+    },
+    createConversation: (body: { creatorId: string; name: string; participants: string[] }) =>
+      request(z.object({ success: z.boolean(), conversation: ConversationView }), 'POST', '/conversations', { body }),
+    conversations: (partnerId: string) =>
+      request(z.object({ conversations: z.array(ConversationView) }), 'GET', `/conversations/${enc(partnerId)}`),
+    leave: (conversationId: string, partnerId: string) =>
+      request(Left, 'POST', `/conversations/${enc(conversationId)}/leave`, { body: { partnerId }, retry: 'idempotent' }),
+    history: (conversationId: string, limit?: number) =>
+      request(History, 'GET', `/conversations/${enc(conversationId)}/messages${limit ? `?limit=${limit}` : ''}`),
+    partners: () => request(z.object({ partners: z.array(PartnerView) }), 'GET', '/partners'),
+    setStatus: (partnerId: string, message: string | null) =>
+      request(Success, 'POST', `/partners/${enc(partnerId)}/status`, { body: { message }, retry: 'idempotent' }),
+    setNotifications: (partnerId: string, enabled: boolean) =>
+      request(Success, 'POST', `/partners/${enc(partnerId)}/notifications`, { body: { enabled }, retry: 'idempotent' }),
+    health: () => request(z.object({ status: z.string() }).loose(), 'GET', '/health', { retry: 'never', timeoutMs: 2000 }),
+  }
+}
+export type BrokerClient = ReturnType<typeof createBrokerClient>

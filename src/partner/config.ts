@@ -1,0 +1,46 @@
+// The partner's configuration, read once from the environment and the working directory.
+import { basename, resolve } from 'node:path'
+import { LIMITS, PartnerId } from '../events/schema.ts'
+
+export type PartnerConfig = {
+  brokerUrl: string
+  partnerId: string
+  partnerName: string
+  /** The project the partner runs in: `.duo/` and `CLAUDE.md` live here. */
+  projectDir: string
+  /** The longest one `listen` call waits, in seconds. */
+  listenMaxS: number
+}
+
+export const DEFAULT_BROKER_URL = 'http://127.0.0.1:3210'
+export const DEFAULT_LISTEN_MAX_S = 50
+
+/** A directory name made into a valid partner id: lower case, `[a-z0-9_.-]`, never starting with `.`. */
+export function partnerIdFromDirectory(dir: string): string {
+  const id = basename(resolve(dir))
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]/g, '_')
+    .replace(/^\./, '_')
+    .slice(0, LIMITS.partnerIdMax)
+  return id === '' ? 'partner' : id
+}
+
+export class ConfigError extends Error {}
+
+export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: string): PartnerConfig {
+  const projectDir = resolve(env.DUO_PROJECT_DIR || cwd)
+  const partnerId = env.PARTNER_ID?.trim() || partnerIdFromDirectory(projectDir)
+  const idCheck = PartnerId.safeParse(partnerId)
+  if (!idCheck.success) {
+    throw new ConfigError(`PARTNER_ID "${partnerId}" is invalid: ${idCheck.error.issues[0]?.message}`)
+  }
+  const brokerUrl = (env.BROKER_URL?.trim() || DEFAULT_BROKER_URL).replace(/\/+$/, '')
+  if (!URL.canParse(brokerUrl)) throw new ConfigError(`BROKER_URL "${brokerUrl}" is not a URL`)
+  const rawMax = env.DUO_LISTEN_MAX_S?.trim()
+  const listenMaxS = rawMax ? Number(rawMax) : DEFAULT_LISTEN_MAX_S
+  if (!Number.isFinite(listenMaxS) || listenMaxS < 0 || listenMaxS > 3600) {
+    throw new ConfigError(`DUO_LISTEN_MAX_S "${rawMax}" must be a number of seconds between 0 and 3600`)
+  }
+  const partnerName = env.PARTNER_NAME?.trim().slice(0, LIMITS.nameMax) || partnerId
+  return { brokerUrl, partnerId, partnerName, projectDir, listenMaxS }
+}

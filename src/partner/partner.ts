@@ -1,0 +1,180 @@
+// One partner's session with the broker: identity, token, registration, listen position and unread messages.
+import type { BrokerClient, BrokerResult, MessageView, PartnerView } from './broker-client.ts'
+import { updateClaudeMd } from './claude-md.ts'
+import type { PartnerConfig } from './config.ts'
+import { advance, START, Unread } from './inbox.ts'
+import type { ListenPosition, StateStore } from './state-file.ts'
+
+export class Partner {
+  readonly id: string
+  readonly unread = new Unread()
+  name: string
+  token: string | undefined
+  position: ListenPosition
+  /** The broker's copy of this partner, as of the last registration. */
+  view: PartnerView | undefined
+  notificationsEnabled = true
+  /** Set when the cursor had to be reset (broker database reset); `listen` says so once. */
+  resetNotice: string | undefined
+  /** Counts position resets, so a follower knows what it saw belongs to a replaced log. */
+  epoch = 0
+  private registration: Promise<BrokerResult<PartnerView>> | undefined
+  private registered = false
+  private claudeMdTimer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(
+    readonly config: PartnerConfig,
+    readonly client: BrokerClient,
+    private readonly store: StateStore,
+  ) {
+    this.id = config.partnerId
+    this.name = config.partnerName
+    const saved = store.load()
+    this.token = saved.token
+    this.position = saved.position
+    this.unread.onChange(() => this.scheduleClaudeMd())
+  }
+
+  /** Registers (again) with the broker; on the first registration of this id the broker hands out a token we keep. */
+  register(name?: string): Promise<BrokerResult<PartnerView>> {
+    if (name) this.name = name
+    // Concurrent callers (start-up, a tool, the follower) share one request.
+    this.registration ??= this.doRegister().finally(() => {
+      this.registration = undefined
+    })
+    return this.registration
+  }
+
+  /** Registers unless already done; every broker call goes through here first. */
+  async ensureRegistered(): Promise<BrokerResult<PartnerView | undefined>> {
+    if (this.registered) return { ok: true, value: this.view }
+    return this.register()
+  }
+
+  /** Marks the registration stale (the broker restarted or forgot us): the next call registers again. */
+  forgetRegistration(): void {
+    this.registered = false
+  }
+
+  /**
+   * Runs one broker call as this partner. When the broker no longer knows us (401, or 404 naming us
+   * after its database was reset), registers again and retries once.
+   */
+  async call<T>(fn: () => Promise<BrokerResult<T>>): Promise<BrokerResult<T>> {
+    const registered = await this.ensureRegistered()
+    if (!registered.ok) return registered
+    const first = await fn()
+    if (first.ok || first.error.kind !== 'rejected') return first
+    const { status, message } = first.error
+    // A 404 that names us may also be about a namesake (`to: "bob"` when we are "b"); registering again is harmless.
+    if (status !== 401 && !(status === 404 && message.includes(this.id))) return first
+    this.registered = false
+    const again = await this.register()
+    return again.ok ? fn() : first
+  }
+
+  /** Records that everything up to `cursor` (in `conversationId` only, when given) reached the model. */
+  commit(cursor: number, conversationId?: string): void {
+    const next = advance(this.position, cursor, conversationId)
+    if (next !== this.position) {
+      this.position = next
+      this.save()
+    }
+    this.unread.prune(this.position)
+    // Best effort: the broker's read positions feed unread counts; the next listen acknowledges anyway.
+    void this.client.ack(this.id, cursor, conversationId).then((r) => {
+      if (!r.ok) console.error(`duo partner: could not acknowledge up to #${cursor}: ${r.error.message}`)
+    })
+  }
+
+  /** The broker's log no longer reaches our cursor (its database was reset): start over from its beginning. */
+  resetPosition(reason: string): void {
+    console.error(`duo partner: resetting the listen cursor (was #${this.position.cursor}): ${reason}`)
+    this.resetNotice = `${reason} Your listen cursor was reset to the start of the broker's log, so you may see messages again that you saw before.`
+    this.position = START
+    this.epoch++
+    this.unread.clear()
+    this.save()
+  }
+
+  setNotifications(enabled: boolean): void {
+    this.notificationsEnabled = enabled
+    this.scheduleClaudeMd()
+  }
+
+  /** One line announcing unread messages, for the top of tool answers; none when there are none or notifications are off. */
+  notice(): string | undefined {
+    if (!this.notificationsEnabled || this.unread.size === 0) return undefined
+    const groups = new Map<string, { conversation: string; from: Set<string>; count: number }>()
+    for (const m of this.unread.list()) {
+      const g = groups.get(m.conversation_id) ?? { conversation: m.conversation_id, from: new Set(), count: 0 }
+      g.from.add(m.from_id)
+      g.count++
+      groups.set(m.conversation_id, g)
+    }
+    const parts = [...groups.values()].map((g) => `${g.count} from ${[...g.from].join(', ')} in ${g.conversation}`)
+    const total = this.unread.size === 1 ? '1 unread message' : `${this.unread.size} unread messages`
+    return `[Duo] You have ${total} (${parts.join('; ')}). Call listen to read them.`
+  }
+
+  /** Adds a message seen arriving; true when it is new (not delivered, not seen before). */
+  noteArrival(message: MessageView): boolean {
+    return this.unread.add(this.position, message)
+  }
+
+  async unregister(): Promise<void> {
+    if (this.claudeMdTimer) this.syncClaudeMd()
+    if (!this.registered) return
+    this.registered = false
+    const r = await this.client.unregister(this.id)
+    if (!r.ok) console.error(`duo partner: could not unregister: ${r.error.message}`)
+  }
+
+  /** Writes the CLAUDE.md section now (normally coalesced by a short timer). */
+  syncClaudeMd(): void {
+    clearTimeout(this.claudeMdTimer)
+    this.claudeMdTimer = undefined
+    try {
+      updateClaudeMd(this.config.projectDir, this.notificationsEnabled ? this.unread.list() : [])
+    } catch (error) {
+      console.error(`duo partner: could not update CLAUDE.md: ${(error as Error).message}`)
+    }
+  }
+
+  private scheduleClaudeMd(): void {
+    this.claudeMdTimer ??= setTimeout(() => this.syncClaudeMd(), 30)
+  }
+
+  private save(): void {
+    try {
+      this.store.save({ token: this.token, position: this.position })
+    } catch (error) {
+      console.error(`duo partner: could not save ${this.store.path}: ${(error as Error).message}`)
+    }
+  }
+
+  private async doRegister(): Promise<BrokerResult<PartnerView>> {
+    const body = { partnerId: this.id, name: this.name, projectPath: this.config.projectDir }
+    let result = await this.client.register(body, this.token ?? null)
+    if (!result.ok && result.error.kind === 'rejected' && result.error.status === 401 && this.token) {
+      // The broker does not know our token: its database was reset, or it is another broker. Try as a newcomer.
+      const fresh = await this.client.register(body, null)
+      if (fresh.ok) result = fresh
+    }
+    if (!result.ok) return result
+    const { partner, token } = result.value
+    if (token && this.token && token !== this.token && this.position.cursor > 0) {
+      // A new token for an id we held means the broker lost us, and with us the log our cursor points into.
+      this.token = token
+      this.resetPosition('The broker no longer knew this partner (its database was probably reset).')
+    } else if (token) {
+      this.token = token
+      this.save()
+    }
+    this.view = partner
+    this.notificationsEnabled = partner.notifications_enabled ?? true
+    this.registered = true
+    this.scheduleClaudeMd()
+    return { ok: true, value: partner }
+  }
+}

@@ -1,0 +1,65 @@
+// The words the partner says to the model: tool results, error explanations, message listings.
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
+import type { BrokerError, MessageView } from './broker-client.ts'
+
+export function brokerDownText(brokerUrl: string, detail: string, tool: string): string {
+  return (
+    `Cannot reach the Duo broker at ${brokerUrl} (${detail}). ` +
+    'Start it from the Duo repository with `bun run broker` (it listens on BROKER_HOST:BROKER_PORT, default 127.0.0.1:3210), ' +
+    "or set BROKER_URL in this MCP server's environment if it runs elsewhere. " +
+    `Then call ${tool} again: this partner reconnects by itself and has lost nothing.`
+  )
+}
+
+/** What went wrong with a broker call, in words that tell the model what to do next. */
+export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: string; partnerId: string }): string {
+  switch (error.kind) {
+    case 'unreachable':
+      return brokerDownText(ctx.brokerUrl, error.message, ctx.tool)
+    case 'invalid_response':
+      return `The service at ${ctx.brokerUrl} answered in a way the Duo partner does not understand (${error.message}). Check that BROKER_URL points at a Duo broker.`
+    case 'rejected': {
+      const said = `The broker refused: ${error.message} (HTTP ${error.status}).`
+      switch (error.status) {
+        case 401:
+          return `${said} This partner's token (kept in .duo/${ctx.partnerId}.json) is missing or not the one the broker issued for "${ctx.partnerId}". If another project already uses this id, set PARTNER_ID to a different id; otherwise ask the broker's operator to reissue the token.`
+        case 403:
+          return `${said} You are not allowed to do that as "${ctx.partnerId}" (for example, you are not a participant of that conversation). Call list_conversations to see yours.`
+        case 404:
+          return `${said} Check the id: call list_partners for partner ids and list_conversations for conversation ids.`
+        case 409:
+          return `${said} That conversation cannot take this (it is archived, or it is a direct conversation, which cannot be left).`
+        case 413:
+          return `${said} The message is too large; split it into several smaller messages.`
+        default:
+          return error.status >= 500 ? `${said} The broker had an internal problem; try again shortly.` : said
+      }
+    }
+  }
+}
+
+export function textResult(text: string, structuredContent?: Record<string, unknown>, notice?: string): CallToolResult {
+  const full = notice ? `${notice}\n\n${text}` : text
+  return structuredContent ? { content: [{ type: 'text', text: full }], structuredContent } : { content: [{ type: 'text', text: full }] }
+}
+
+export function errorResult(text: string, notice?: string): CallToolResult {
+  return { content: [{ type: 'text', text: notice ? `${notice}\n\n${text}` : text }], isError: true }
+}
+
+export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+/** Messages as a model reads them: one header line per message with its seq, conversation and sender, then the text. */
+export function formatMessages(messages: MessageView[]): string {
+  return messages
+    .map((m) => `#${m.seq} in ${m.conversation_id}, from ${m.from_id} at ${m.created_at}:\n${m.content}`)
+    .join('\n\n')
+}
+
+export const messageOut = (m: MessageView) => ({
+  seq: m.seq,
+  conversationId: m.conversation_id,
+  from: m.from_id,
+  content: m.content,
+  sentAt: m.created_at,
+})
