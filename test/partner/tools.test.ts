@@ -48,8 +48,8 @@ describe('registration', () => {
     const saved = JSON.parse(readFileSync(file, 'utf8'))
     expect(saved.brokers[broker.url].token).toStartWith('duo_')
     expect(readFileSync(join(dir, '.duo', '.gitignore'), 'utf8')).toContain('*')
-    const health = await (await fetch(`${broker.url}/partners`, { headers: { authorization: `Bearer ${saved.brokers[broker.url].token}` } })).json()
-    expect(health.partners.some((p: { id: string }) => p.id === id)).toBe(true)
+    const listed = (await (await fetch(`${broker.url}/partners`, { headers: { authorization: `Bearer ${saved.brokers[broker.url].token}` } })).json()) as { partners: { id: string }[] }
+    expect(listed.partners.some((p) => p.id === id)).toBe(true)
   })
 
   test('register changes the display name and says what to do next', async () => {
@@ -74,5 +74,305 @@ describe('a direct exchange', () => {
     const again = await call(b.client, 'listen', { timeout: 0 })
     expect(again.structuredContent).toMatchObject({ timedOut: true, messages: [] })
     expect(textOf(again)).toContain('Call listen again')
+  })
+})
+
+describe('talk without a target', () => {
+  test('goes to the only other partner when there is exactly one, else lists the choices', async () => {
+    // A broker of its own: "exactly one other partner" counts every partner registered there.
+    const solo = await inProcessBroker()
+    try {
+      const a = await connectPartner(partnerConfig(tempProject('solo-a'), solo.url))
+      open.push(a)
+      const nobody = await call(a.client, 'talk', { message: 'anyone?' })
+      expect(nobody.isError).toBe(true)
+      expect(textOf(nobody)).toContain('No other partner')
+      const b = await connectPartner(partnerConfig(tempProject('solo-b'), solo.url))
+      open.push(b)
+      const sent = await call(a.client, 'talk', { message: 'just you' })
+      expect(sent.structuredContent).toMatchObject({ to: 'solo-b' })
+      const c = await connectPartner(partnerConfig(tempProject('solo-c'), solo.url))
+      open.push(c)
+      const ambiguous = await call(a.client, 'talk', { message: 'which one?' })
+      expect(ambiguous.isError).toBe(true)
+      expect(textOf(ambiguous)).toContain('solo-b')
+      expect(textOf(ambiguous)).toContain('solo-c')
+      expect(textOf(ambiguous)).toContain('`to`')
+    } finally {
+      for (const p of open.splice(0)) await p.close()
+      await solo.stop()
+    }
+  })
+
+  test('refuses both `to` and `conversation` at once', async () => {
+    const a = await partner(unique('both'))
+    const result = await call(a.client, 'talk', { message: 'x', to: 'someone', conversation: 'group_x' })
+    expect(result.isError).toBe(true)
+    expect(textOf(result)).toContain('not both')
+  })
+
+  test('an unknown recipient comes back as an error result that says what to check', async () => {
+    const a = await partner(unique('lost'))
+    const result = await call(a.client, 'talk', { message: 'x', to: 'nobody-here' })
+    expect(result.isError).toBe(true)
+    expect(textOf(result)).toContain('nobody-here')
+    expect(textOf(result)).toContain('list_partners')
+  })
+})
+
+describe('listen', () => {
+  test('returns as soon as a message arrives while it waits, with progress notifications', async () => {
+    const a = await partner(unique('waiter'), { listenMaxS: 5 })
+    const b = await partner(unique('sender'))
+    const progress: number[] = []
+    const started = Date.now()
+    const pending = a.client.callTool({ name: 'listen', arguments: {} }, undefined, {
+      timeout: 15_000,
+      onprogress: (p) => progress.push(p.progress),
+    })
+    await Bun.sleep(1300)
+    await call(b.client, 'talk', { message: 'wake up', to: a.running.partner.id })
+    const result = await pending
+    expect(Date.now() - started).toBeLessThan(2500)
+    expect(result.structuredContent).toMatchObject({ messages: [{ content: 'wake up' }] })
+    expect(progress.length).toBeGreaterThan(0)
+  })
+
+  test('waits at most DUO_LISTEN_MAX_S whatever the timeout asks, and says to call again', async () => {
+    const a = await partner(unique('patient'), { listenMaxS: 1 })
+    const started = Date.now()
+    const result = await call(a.client, 'listen', { timeout: 30 })
+    expect(Date.now() - started).toBeLessThan(2500)
+    expect(result.isError).toBeFalsy()
+    expect(result.structuredContent).toMatchObject({ timedOut: true })
+    expect(textOf(result)).toMatch(/No new messages arrived .*Call listen again to keep waiting/)
+  })
+
+  test('a filtered listen, then an unfiltered one, hands over every message exactly once', async () => {
+    const a = await partner(unique('filter'))
+    const b = await partner(unique('one'))
+    const c = await partner(unique('two'))
+    const aId = a.running.partner.id
+    await call(b.client, 'talk', { message: 'from b 1', to: aId })
+    await call(c.client, 'talk', { message: 'from c', to: aId })
+    await call(b.client, 'talk', { message: 'from b 2', to: aId })
+    const fromB = await call(a.client, 'listen', { conversation: b.running.partner.id })
+    expect((fromB.structuredContent as { messages: { content: string }[] }).messages.map((m) => m.content)).toEqual([
+      'from b 1',
+      'from b 2',
+    ])
+    const rest = await call(a.client, 'listen', {})
+    expect((rest.structuredContent as { messages: { content: string }[] }).messages.map((m) => m.content)).toEqual(['from c'])
+    const none = await call(a.client, 'listen', { timeout: 0 })
+    expect(none.structuredContent).toMatchObject({ messages: [] })
+  })
+
+  test('a restarted partner resumes from its persisted cursor: nothing lost, nothing repeated', async () => {
+    const dir = tempProject(unique('phoenix'))
+    const b = await partner(unique('caller'))
+    const first = await connectPartner(partnerConfig(dir, broker.url))
+    const id = first.running.partner.id
+    const token = first.running.partner.token
+    await call(b.client, 'talk', { message: 'one', to: id })
+    expect(await call(first.client, 'listen', {})).toMatchObject({ structuredContent: { messages: [{ content: 'one' }] } })
+    await first.close()
+    await call(b.client, 'talk', { message: 'two', to: id })
+    const second = await connectPartner(partnerConfig(dir, broker.url))
+    open.push(second)
+    expect(second.running.partner.token).toBe(token)
+    const got = await call(second.client, 'listen', {})
+    expect((got.structuredContent as { messages: { content: string }[] }).messages.map((m) => m.content)).toEqual(['two'])
+  })
+
+  test('a cursor beyond the end of the log is reset, and listen says so', async () => {
+    const dir = tempProject(unique('future'))
+    const first = await connectPartner(partnerConfig(dir, broker.url))
+    const id = first.running.partner.id
+    await first.close()
+    const file = join(dir, '.duo', `${id}.json`)
+    const saved = JSON.parse(readFileSync(file, 'utf8'))
+    saved.brokers[broker.url].position = { cursor: 10_000_000, conversations: {} }
+    writeFileSync(file, JSON.stringify(saved))
+    const b = await partner(unique('present'))
+    await call(b.client, 'talk', { message: 'still there?', to: id })
+    const second = await connectPartner(partnerConfig(dir, broker.url))
+    open.push(second)
+    const got = await call(second.client, 'listen', {})
+    expect(got.isError).toBeFalsy()
+    expect(got.structuredContent).toMatchObject({ cursorReset: true })
+    expect(textOf(got)).toContain('reset')
+    expect(textOf(got)).toContain('still there?')
+  })
+})
+
+describe('groups', () => {
+  test('create, talk into, list, history, leave: the last one out archives it', async () => {
+    const a = await partner(unique('lead'))
+    const b = await partner(unique('dev'))
+    const c = await partner(unique('ops'))
+    const [bId, cId] = [b.running.partner.id, c.running.partner.id]
+    const created = await call(a.client, 'create_conversation', { name: 'Backend team', participants: `${bId}, ${cId}` })
+    expect(created.isError).toBeFalsy()
+    const groupId = (created.structuredContent as { conversationId: string }).conversationId
+    expect(groupId).toStartWith('group_')
+    expect(textOf(created)).toContain(groupId)
+    await call(a.client, 'talk', { message: 'standup in 5', conversation: groupId })
+    for (const member of [b, c]) {
+      const got = await call(member.client, 'listen', {})
+      expect(got.structuredContent).toMatchObject({ messages: [{ conversationId: groupId, content: 'standup in 5' }] })
+    }
+    const listed = await call(b.client, 'list_conversations')
+    expect(textOf(listed)).toContain('Backend team')
+    expect(listed.structuredContent).toMatchObject({ conversations: [{ id: groupId, type: 'group' }] })
+    const history = await call(c.client, 'history', { conversation: groupId, limit: 10 })
+    expect(history.structuredContent).toMatchObject({ messages: [{ content: 'standup in 5' }] })
+    for (const member of [a, b]) expect((await call(member.client, 'leave_conversation', { conversation: groupId })).isError).toBeFalsy()
+    const last = await call(c.client, 'leave_conversation', { conversation: groupId })
+    expect(last.structuredContent).toMatchObject({ archived: true })
+    expect(textOf(last)).toContain('archived')
+    const late = await call(a.client, 'talk', { message: 'anyone?', conversation: groupId })
+    expect(late.isError).toBe(true)
+    expect(textOf(late)).toContain('archived')
+  })
+
+  test('create_conversation refuses ids that are not partner ids', async () => {
+    const a = await partner(unique('picky'))
+    const result = await call(a.client, 'create_conversation', { name: 'x', participants: 'good-id, .bad' })
+    expect(result.isError).toBe(true)
+    expect(textOf(result)).toContain('".bad"')
+  })
+
+  test('a direct conversation cannot be left, and history accepts the partner id for it', async () => {
+    const a = await partner(unique('stay'))
+    const b = await partner(unique('put'))
+    await call(a.client, 'talk', { message: 'hi', to: b.running.partner.id })
+    const history = await call(a.client, 'history', { conversation: b.running.partner.id })
+    expect(history.structuredContent).toMatchObject({ messages: [{ content: 'hi' }] })
+    const conversationId = (history.structuredContent as { conversationId: string }).conversationId
+    const left = await call(a.client, 'leave_conversation', { conversation: conversationId })
+    expect(left.isError).toBe(true)
+    expect(textOf(left)).toContain('direct')
+  })
+})
+
+describe('presence and settings', () => {
+  test('set_status shows in list_partners, and clears', async () => {
+    const a = await partner(unique('busy'))
+    const set = await call(a.client, 'set_status', { message: 'refactoring auth' })
+    expect(set.structuredContent).toEqual({ statusMessage: 'refactoring auth' })
+    const listed = await call(a.client, 'list_partners')
+    const me = (listed.structuredContent as { partners: { id: string; you: boolean; statusMessage: string | null; online: boolean }[] }).partners.find((p) => p.you)
+    expect(me).toMatchObject({ id: a.running.partner.id, statusMessage: 'refactoring auth', online: true })
+    expect(textOf(listed)).toContain('refactoring auth')
+    const cleared = await call(a.client, 'set_status', {})
+    expect(cleared.structuredContent).toEqual({ statusMessage: null })
+  })
+})
+
+describe('unread awareness', () => {
+  test('other answers start with a notice and CLAUDE.md lists unread messages until listen reads them', async () => {
+    const a = await partner(unique('inbox'))
+    const b = await partner(unique('writer'))
+    const dir = a.running.partner.config.projectDir
+    const claudeMd = join(dir, 'CLAUDE.md')
+    writeFileSync(claudeMd, '# My project\n\nKeep this.\n')
+    await call(b.client, 'talk', { message: 'please review PR 7', to: a.running.partner.id })
+    await waitFor('the unread section', () => readFileSync(claudeMd, 'utf8').includes('please review PR 7'))
+    expect(readFileSync(claudeMd, 'utf8')).toStartWith('# My project\n\nKeep this.\n')
+    const listed = await call(a.client, 'list_partners')
+    expect(textOf(listed).split('\n')[0]).toMatch(/^\[Duo\] You have 1 unread message .*Call listen/)
+    await call(a.client, 'listen', {})
+    await waitFor('the section to go', () => !readFileSync(claudeMd, 'utf8').includes('duo:unread'))
+    expect(readFileSync(claudeMd, 'utf8')).toBe('# My project\n\nKeep this.\n')
+    expect(textOf(await call(a.client, 'list_partners'))).not.toContain('[Duo]')
+  })
+
+  test('with notifications off there is no notice and no CLAUDE.md; on again brings both back', async () => {
+    const a = await partner(unique('quiet'))
+    const b = await partner(unique('noisy'))
+    const claudeMd = join(a.running.partner.config.projectDir, 'CLAUDE.md')
+    const off = await call(a.client, 'notifications', { enabled: false })
+    expect(off.structuredContent).toEqual({ enabled: false })
+    await call(b.client, 'talk', { message: 'psst', to: a.running.partner.id })
+    await waitFor('the follower to see it', () => a.running.partner.unread.size === 1)
+    await Bun.sleep(100)
+    expect(existsSync(claudeMd)).toBe(false)
+    expect(textOf(await call(a.client, 'list_partners'))).not.toContain('[Duo]')
+    await call(a.client, 'notifications', { enabled: true })
+    expect(textOf(await call(a.client, 'list_partners'))).toContain('[Duo] You have 1 unread message')
+    await waitFor('CLAUDE.md', () => existsSync(claudeMd) && readFileSync(claudeMd, 'utf8').includes('psst'))
+    await call(a.client, 'listen', {})
+    // The partner created CLAUDE.md for its section alone, so it removes the file with it.
+    await waitFor('CLAUDE.md to go', () => !existsSync(claudeMd))
+  })
+})
+
+describe('push', () => {
+  test('a new message reaches the client as a claude/channel notification within a second', async () => {
+    const a = await partner(unique('pushed'))
+    const b = await partner(unique('pusher'))
+    const received: ChannelNotification[] = []
+    a.client.setNotificationHandler(ChannelNotification, (n) => {
+      received.push(n)
+    })
+    expect(a.client.getServerCapabilities()?.experimental).toHaveProperty('claude/channel')
+    expect(a.client.getInstructions()).toContain('talk')
+    const sent = Date.now()
+    const talked = await call(b.client, 'talk', { message: 'ping', to: a.running.partner.id })
+    await waitFor('the push', () => received.length > 0, 1000)
+    expect(Date.now() - sent).toBeLessThan(1000)
+    expect(received[0]!.params).toEqual({
+      content: 'ping',
+      meta: {
+        from: b.running.partner.id,
+        conversation: (talked.structuredContent as { conversationId: string }).conversationId,
+        seq: String((talked.structuredContent as { seq: number }).seq),
+        sent_at: expect.any(String),
+      },
+    })
+  })
+})
+
+describe('talk retries', () => {
+  test('a send whose answer was lost is retried with the same key and stored once', async () => {
+    let dropped = false
+    // Lets the first /talk reach the broker, then loses its answer, as a timeout would.
+    const flaky: typeof fetch = Object.assign(
+      async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+        const response = await fetch(input, init)
+        if (String(input).endsWith('/talk') && !dropped) {
+          dropped = true
+          throw new DOMException('The operation timed out.', 'TimeoutError')
+        }
+        return response
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const b = await partner(unique('target'))
+    const a = await connectPartner(partnerConfig(tempProject(unique('flaky')), broker.url), { fetch: flaky })
+    open.push(a)
+    const result = await call(a.client, 'talk', { message: 'exactly once', to: b.running.partner.id })
+    expect(dropped).toBe(true)
+    expect(result.structuredContent).toMatchObject({ duplicate: true })
+    const history = await call(b.client, 'history', { conversation: a.running.partner.id })
+    expect((history.structuredContent as { messages: unknown[] }).messages).toHaveLength(1)
+  })
+})
+
+describe('broker unreachable', () => {
+  test('every tool answers with an error result that says how to start the broker', async () => {
+    const dead = 'http://127.0.0.1:9' // discard port: nothing listens there
+    const a = await connectPartner(partnerConfig(tempProject(unique('alone')), dead))
+    open.push(a)
+    for (const [tool, args] of [
+      ['talk', { message: 'x', to: 'y' }],
+      ['listen', { timeout: 0 }],
+      ['list_partners', {}],
+    ] as const) {
+      const result = await call(a.client, tool, args)
+      expect(result.isError).toBe(true)
+      expect(textOf(result)).toContain('bun run broker')
+      expect(textOf(result)).toContain(dead)
+    }
   })
 })
