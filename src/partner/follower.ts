@@ -99,7 +99,8 @@ export function startFollower(partner: Partner, options: FollowerOptions): Follo
     async stop() {
       controller.abort()
       wake?.()
-      await loop
+      // A registration attempt in flight is not abortable; it cannot write anything that matters any more.
+      await Promise.race([loop, Bun.sleep(250)])
     },
   }
 }

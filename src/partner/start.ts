@@ -49,11 +49,13 @@ export async function startPartner({ config, transport, fetch, backoffMs }: Star
     for (const message of held.splice(0)) push(message)
   }
 
-  await server.connect(deliveries.wrap(transport))
+  // Registered before the client is served, so others see this partner as soon as its tools exist.
+  // A broker that is down does not stop the start: the tools then explain, and the follower retries.
   const registered = await self.register()
   if (registered.ok) console.error(`duo partner: registered as "${self.id}" with ${config.brokerUrl}`)
   else if (registered.error.kind === 'unreachable') console.error(`duo partner: ${brokerDownText(config.brokerUrl, registered.error.message, 'register')}`)
   else console.error(`duo partner: registration refused: ${registered.error.message}`)
+  await server.connect(deliveries.wrap(transport))
 
   const follower = startFollower(self, {
     onMessage: (message) => {

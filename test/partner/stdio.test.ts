@@ -1,0 +1,177 @@
+// End to end: `bun src/partner/index.ts` spawned by the SDK's stdio client, against a spawned broker.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { call, ChannelNotification, cleanTempDirs, ROOT, type SpawnedBroker, spawnBroker, tempDir, textOf, waitFor } from './helpers.ts'
+
+type StdioPartner = { client: Client; pushes: ChannelNotification[]; dir: string; close(): Promise<void> }
+
+let broker: SpawnedBroker
+let dbPath: string
+const projects = tempDir('duo-e2e-')
+
+async function spawnPartner(dirName: string, env: Record<string, string> = {}): Promise<StdioPartner> {
+  const dir = join(projects, dirName)
+  mkdirSync(dir, { recursive: true })
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [join(ROOT, 'src/partner/index.ts')],
+    cwd: dir,
+    env: { ...(process.env as Record<string, string>), BROKER_URL: broker.url, DUO_LISTEN_MAX_S: '2', ...env },
+    stderr: 'ignore',
+  })
+  const client = new Client({ name: 'e2e', version: '0.0.0' })
+  const pushes: ChannelNotification[] = []
+  client.setNotificationHandler(ChannelNotification, (n) => {
+    pushes.push(n)
+  })
+  await client.connect(transport)
+  return { client, pushes, dir, close: () => client.close() }
+}
+
+const tokenOf = (dir: string, id: string) =>
+  JSON.parse(readFileSync(join(dir, '.duo', `${id}.json`), 'utf8')).brokers[broker.url].token as string
+
+async function partnersSeenBy(token: string) {
+  const response = await fetch(`${broker.url}/partners`, { headers: { authorization: `Bearer ${token}` } })
+  return ((await response.json()) as { partners: { id: string; status: string }[] }).partners
+}
+
+const contents = (result: Awaited<ReturnType<typeof call>>) =>
+  (result.structuredContent as { messages: { content: string }[] }).messages.map((m) => m.content)
+
+beforeAll(async () => {
+  dbPath = join(tempDir('duo-e2e-db-'), 'duo.db')
+  broker = await spawnBroker(dbPath)
+})
+afterAll(async () => {
+  await broker.stop()
+  cleanTempDirs()
+})
+
+describe('partners over stdio', () => {
+  test('every tool, a direct and a group exchange, pushed within a second', async () => {
+    // No PARTNER_ID: the id comes from the folder name.
+    const alpha = await spawnPartner('Alpha Project')
+    const beta = await spawnPartner('b', { PARTNER_ID: 'beta', PARTNER_NAME: 'Beta' })
+    const gamma = await spawnPartner('c', { PARTNER_ID: 'gamma' })
+    try {
+      const tools = (await alpha.client.listTools()).tools.map((t) => t.name).sort()
+      expect(tools).toEqual(
+        ['create_conversation', 'history', 'leave_conversation', 'list_conversations', 'list_partners', 'listen', 'notifications', 'register', 'set_status', 'talk'].sort(),
+      )
+      for (const tool of (await alpha.client.listTools()).tools) expect(tool.description?.length).toBeGreaterThan(40)
+
+      const listed = await call(alpha.client, 'list_partners')
+      expect(textOf(listed)).toContain('alpha_project (you)')
+      expect(textOf(listed)).toContain('beta ("Beta")')
+
+      const sentAt = Date.now()
+      const sent = await call(alpha.client, 'talk', { message: 'Hey beta, can you check the auth module?', to: 'beta' })
+      expect(sent.isError).toBeFalsy()
+      await waitFor('the push to beta', () => beta.pushes.length > 0, 1000)
+      expect(Date.now() - sentAt).toBeLessThan(1000)
+      expect(beta.pushes[0]!.params).toMatchObject({
+        content: 'Hey beta, can you check the auth module?',
+        meta: { from: 'alpha_project', conversation: (sent.structuredContent as { conversationId: string }).conversationId },
+      })
+      expect(contents(await call(beta.client, 'listen', {}))).toEqual(['Hey beta, can you check the auth module?'])
+      await call(beta.client, 'talk', { message: 'On it.', to: 'alpha_project' })
+      expect(contents(await call(alpha.client, 'listen', {}))).toEqual(['On it.'])
+
+      const created = await call(alpha.client, 'create_conversation', { name: 'Release', participants: 'beta,gamma' })
+      const groupId = (created.structuredContent as { conversationId: string }).conversationId
+      expect(groupId).toStartWith('group_')
+      await call(gamma.client, 'talk', { message: 'ship it friday', conversation: groupId })
+      expect(contents(await call(alpha.client, 'listen', { conversation: groupId }))).toEqual(['ship it friday'])
+      expect(contents(await call(beta.client, 'listen', {}))).toEqual(['ship it friday'])
+
+      expect(textOf(await call(gamma.client, 'list_conversations'))).toContain('Release')
+      expect(contents(await call(gamma.client, 'history', { conversation: groupId }))).toEqual(['ship it friday'])
+      expect((await call(gamma.client, 'set_status', { message: 'writing notes' })).isError).toBeFalsy()
+      expect(textOf(await call(alpha.client, 'list_partners'))).toContain('writing notes')
+      expect((await call(gamma.client, 'notifications', { enabled: false })).structuredContent).toEqual({ enabled: false })
+      expect((await call(gamma.client, 'register', { name: 'Gamma' })).structuredContent).toMatchObject({ name: 'Gamma' })
+      expect((await call(gamma.client, 'leave_conversation', { conversation: groupId })).structuredContent).toMatchObject({
+        left: true,
+        archived: false,
+      })
+    } finally {
+      await Promise.all([alpha.close(), beta.close(), gamma.close()])
+    }
+  })
+
+  test('a restarted partner keeps its token, goes offline while away, and misses nothing', async () => {
+    const sender = await spawnPartner('sender-project', { PARTNER_ID: 'sender' })
+    let receiver = await spawnPartner('receiver-project', { PARTNER_ID: 'receiver' })
+    try {
+      const file = join(receiver.dir, '.duo', 'receiver.json')
+      // Registered before serving: the token is on disk by the time the client is connected.
+      expect(statSync(file).mode & 0o777).toBe(0o600)
+      expect(readFileSync(join(receiver.dir, '.duo', '.gitignore'), 'utf8')).toContain('*')
+      const token = tokenOf(receiver.dir, 'receiver')
+
+      await call(sender.client, 'talk', { message: 'before', to: 'receiver' })
+      expect(contents(await call(receiver.client, 'listen', {}))).toEqual(['before'])
+      await receiver.close()
+      const senderToken = tokenOf(sender.dir, 'sender')
+      await waitFor('receiver offline', async () =>
+        (await partnersSeenBy(senderToken)).some((p) => p.id === 'receiver' && p.status === 'offline'),
+      )
+
+      await call(sender.client, 'talk', { message: 'while away 1', to: 'receiver' })
+      await call(sender.client, 'talk', { message: 'while away 2', to: 'receiver' })
+      receiver = await spawnPartner('receiver-project', { PARTNER_ID: 'receiver' })
+      expect(tokenOf(receiver.dir, 'receiver')).toBe(token)
+      expect(contents(await call(receiver.client, 'listen', {}))).toEqual(['while away 1', 'while away 2'])
+      expect(contents(await call(receiver.client, 'listen', { timeout: 0 }))).toEqual([])
+    } finally {
+      await Promise.all([sender.close(), receiver.close()])
+    }
+  })
+
+  test('unread messages are announced atop other answers and in CLAUDE.md until listen reads them', async () => {
+    const writer = await spawnPartner('writer-project', { PARTNER_ID: 'writer' })
+    const reader = await spawnPartner('reader-project', { PARTNER_ID: 'reader' })
+    try {
+      const claudeMd = join(reader.dir, 'CLAUDE.md')
+      await call(writer.client, 'talk', { message: 'the build is red', to: 'reader' })
+      await waitFor('the CLAUDE.md section', () => existsSync(claudeMd) && readFileSync(claudeMd, 'utf8').includes('the build is red'))
+      expect(readFileSync(claudeMd, 'utf8')).toContain('<!-- duo:unread:start -->')
+      const answer = await call(reader.client, 'list_conversations')
+      expect(textOf(answer).split('\n')[0]).toContain('[Duo] You have 1 unread message (1 from writer')
+      expect(contents(await call(reader.client, 'listen', {}))).toEqual(['the build is red'])
+      await waitFor('the section to clear', () => !existsSync(claudeMd))
+      expect(textOf(await call(reader.client, 'list_conversations'))).not.toContain('[Duo]')
+    } finally {
+      await Promise.all([writer.close(), reader.close()])
+    }
+  })
+
+  test('with the broker down, tools say how to start it; once it is back, everything works again', async () => {
+    const one = await spawnPartner('one-project', { PARTNER_ID: 'one' })
+    const two = await spawnPartner('two-project', { PARTNER_ID: 'two' })
+    try {
+      await call(one.client, 'talk', { message: 'first', to: 'two' })
+      expect(contents(await call(two.client, 'listen', {}))).toEqual(['first'])
+      const port = broker.port
+      await broker.stop()
+
+      const down = await call(one.client, 'talk', { message: 'lost?', to: 'two' })
+      expect(down.isError).toBe(true)
+      expect(textOf(down)).toContain('bun run broker')
+      expect(textOf(down)).toContain(broker.url)
+
+      broker = await spawnBroker(dbPath, { BROKER_PORT: String(port) })
+      const back = await call(one.client, 'talk', { message: 'back again', to: 'two' })
+      expect(back.isError).toBeFalsy()
+      // two's follower reconnects by itself and pushes the message; listen hands it over once.
+      await waitFor('the push after reconnecting', () => two.pushes.some((p) => p.params.content === 'back again'), 8000)
+      expect(contents(await call(two.client, 'listen', {}))).toEqual(['back again'])
+    } finally {
+      await Promise.all([one.close(), two.close()])
+    }
+  })
+})
