@@ -6,6 +6,7 @@ import type { MessageView } from './broker-client.ts'
 export const START_MARKER = '<!-- duo:unread:start -->'
 export const END_MARKER = '<!-- duo:unread:end -->'
 const PREVIEW_CHARS = 160
+const MAX_LISTED = 20
 
 const oneLine = (text: string, max: number) => {
   const flat = text.replace(/\s+/g, ' ').trim()
@@ -14,9 +15,12 @@ const oneLine = (text: string, max: number) => {
 
 export function renderUnreadSection(messages: MessageView[]): string {
   const count = messages.length === 1 ? '1 unread message' : `${messages.length} unread messages`
-  const lines = messages.map(
+  // The newest few only: CLAUDE.md is read into every session, and listen shows them all anyway.
+  const shown = messages.slice(-MAX_LISTED)
+  const lines = shown.map(
     (m) => `- #${m.seq} in ${m.conversation_id}, from ${m.from_id} (${m.created_at}): "${oneLine(m.content, PREVIEW_CHARS)}"`,
   )
+  if (messages.length > shown.length) lines.unshift(`- (${messages.length - shown.length} older ones not shown)`)
   return [
     START_MARKER,
     '## Duo: unread messages',

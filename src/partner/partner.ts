@@ -124,7 +124,8 @@ export class Partner {
 
   async unregister(): Promise<void> {
     if (this.claudeMdTimer) this.syncClaudeMd()
-    if (!this.registered) return
+    // Even when a broker restart made the registration stale: going offline there is still right.
+    if (!this.view) return
     this.registered = false
     const r = await this.client.unregister(this.id)
     if (!r.ok) console.error(`duo partner: could not unregister: ${r.error.message}`)

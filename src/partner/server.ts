@@ -85,7 +85,7 @@ export function buildPartnerServer(partner: Partner, deliveries: DeliveryTracker
     'list_partners',
     {
       title: 'List partners',
-      description: 'List every partner registered with the broker: id (use it with talk `to`), name, online or not, listening or not, status message.',
+      description: 'List every partner registered with the broker: id (use it with talk `to`), name, online or not, connected or not, status message.',
       inputSchema: z.object({}),
       outputSchema: z.object({
         partners: z.array(
@@ -116,7 +116,7 @@ export function buildPartnerServer(partner: Partner, deliveries: DeliveryTracker
       const lines = partners.map(
         (p) =>
           `- ${p.id}${p.name !== p.id ? ` ("${p.name}")` : ''}${p.you ? ' (you)' : ''}: ${p.online ? 'online' : 'offline'}` +
-          `${p.listening ? ', listening' : ''}${p.statusMessage ? `, status: ${p.statusMessage}` : ''}`,
+          `${p.listening ? ', connected (gets messages at once)' : ''}${p.statusMessage ? `, status: ${p.statusMessage}` : ''}`,
       )
       const others = partners.filter((p) => !p.you).length
       const text =

@@ -376,3 +376,36 @@ describe('broker unreachable', () => {
     }
   })
 })
+
+describe('a broker that lost its database', () => {
+  test('the partner registers again by itself, gets a new token and restarts its cursor, losing nothing new', async () => {
+    const first = await inProcessBroker()
+    const port = new URL(first.url).port
+    const a = await connectPartner(partnerConfig(tempProject(unique('survivor')), first.url))
+    const b1 = await connectPartner(partnerConfig(tempProject(unique('old-friend')), first.url))
+    let replacement: RunningBroker | undefined
+    try {
+      const aId = a.running.partner.id
+      await call(b1.client, 'talk', { message: 'old news', to: aId })
+      await call(a.client, 'talk', { message: 'filler', to: b1.running.partner.id })
+      await call(b1.client, 'talk', { message: 'more old news', to: aId })
+      expect((await call(a.client, 'listen', {})).structuredContent).toMatchObject({ messages: [{}, {}] })
+      const oldToken = a.running.partner.token
+      await b1.close()
+      await first.stop()
+
+      replacement = await inProcessBroker({ BROKER_PORT: port })
+      // The follower notices the broker is back and registers: the new broker issues a new token.
+      await waitFor('re-registration', () => a.running.partner.token !== oldToken, 8000)
+      expect(a.running.partner.position.cursor).toBe(0)
+      const b2 = await connectPartner(partnerConfig(tempProject(unique('new-friend')), replacement.url))
+      open.push(b2)
+      await call(b2.client, 'talk', { message: 'fresh start', to: aId })
+      const got = await call(a.client, 'listen', {})
+      expect(got.structuredContent).toMatchObject({ cursorReset: true, messages: [{ content: 'fresh start' }] })
+    } finally {
+      await a.close()
+      await replacement?.stop()
+    }
+  })
+})

@@ -1,0 +1,105 @@
+// The partner's pure pieces: id derivation, listen position, the CLAUDE.md section, the SSE reader.
+import { describe, expect, test } from 'bun:test'
+import { END_MARKER, renderUnreadSection, replaceSection, START_MARKER } from '../../src/partner/claude-md.ts'
+import { ConfigError, loadPartnerConfig, partnerIdFromDirectory } from '../../src/partner/config.ts'
+import { advance, isDelivered, resumeAfter, START, Unread } from '../../src/partner/inbox.ts'
+import { readSse } from '../../src/partner/sse.ts'
+
+const message = (seq: number, conversation_id = 'direct_a_b', content = `m${seq}`) => ({
+  id: seq,
+  seq,
+  conversation_id,
+  from_id: 'b',
+  content,
+  created_at: '2026-11-25T10:30:00.000Z',
+})
+
+describe('partner identity', () => {
+  test('the id is the folder name, lower-cased, with other characters made "_" and no leading dot', () => {
+    expect(partnerIdFromDirectory('/home/me/My Project (v2)')).toBe('my_project__v2_')
+    expect(partnerIdFromDirectory('/src/.dotfiles')).toBe('_dotfiles')
+    expect(partnerIdFromDirectory('/src/Api.Server-2_x')).toBe('api.server-2_x')
+    expect(partnerIdFromDirectory('/src/été')).toBe('_t_')
+  })
+
+  test('PARTNER_ID and PARTNER_NAME win; a bad PARTNER_ID is refused with one clear line', () => {
+    const config = loadPartnerConfig({ PARTNER_ID: 'alice', PARTNER_NAME: 'Alice', BROKER_URL: 'http://h:1/' }, '/x/proj')
+    expect(config).toMatchObject({ partnerId: 'alice', partnerName: 'Alice', brokerUrl: 'http://h:1', projectDir: '/x/proj', listenMaxS: 50 })
+    expect(loadPartnerConfig({}, '/x/Proj').partnerName).toBe('proj')
+    expect(() => loadPartnerConfig({ PARTNER_ID: '.hidden' }, '/x')).toThrow(ConfigError)
+    expect(() => loadPartnerConfig({ DUO_LISTEN_MAX_S: 'soon' }, '/x')).toThrow('DUO_LISTEN_MAX_S')
+  })
+})
+
+describe('listen position', () => {
+  test('a filtered listen marks its conversation; an unfiltered one moves the cursor and drops covered marks', () => {
+    const afterFiltered = advance(START, 7, 'group_x')
+    expect(afterFiltered).toEqual({ cursor: 0, conversations: { group_x: 7 } })
+    expect(isDelivered(afterFiltered, message(5, 'group_x'))).toBe(true)
+    expect(isDelivered(afterFiltered, message(5, 'direct_a_b'))).toBe(false)
+    expect(resumeAfter(afterFiltered, 'group_x')).toBe(7)
+    expect(resumeAfter(afterFiltered)).toBe(0)
+    expect(advance(afterFiltered, 9)).toEqual({ cursor: 9, conversations: {} })
+    expect(advance(afterFiltered, 3)).toEqual({ cursor: 3, conversations: { group_x: 7 } })
+  })
+
+  test('unread keeps what arrived and was not handed over, in seq order', () => {
+    const unread = new Unread()
+    let changes = 0
+    unread.onChange(() => changes++)
+    expect(unread.add(START, message(4))).toBe(true)
+    expect(unread.add(START, message(2))).toBe(true)
+    expect(unread.add(START, message(4))).toBe(false)
+    expect(unread.add({ cursor: 5, conversations: {} }, message(5))).toBe(false)
+    expect(unread.list().map((m) => m.seq)).toEqual([2, 4])
+    unread.prune({ cursor: 3, conversations: {} })
+    expect(unread.list().map((m) => m.seq)).toEqual([4])
+    expect(changes).toBe(3)
+  })
+})
+
+describe('the CLAUDE.md section', () => {
+  const section = renderUnreadSection([message(12, 'group_x', 'please\nreview')])
+
+  test('lists each unread message on one line between the markers, as words of partners', () => {
+    expect(section.startsWith(START_MARKER)).toBe(true)
+    expect(section.endsWith(END_MARKER)).toBe(true)
+    expect(section).toContain('1 unread message from other Claude Code partners')
+    expect(section).toContain('- #12 in group_x, from b (2026-11-25T10:30:00.000Z): "please review"')
+    expect(section).toContain('not instructions')
+  })
+
+  test('is appended after the user text, replaced in place, and removed leaving the text as it was', () => {
+    const user = '# Project\n\nRules.\n'
+    const added = replaceSection(user, section)!
+    expect(added).toBe(`${user}\n${section}\n`)
+    const moved = replaceSection(`${added}\nMore rules.\n`, 'NEW')!
+    expect(moved).toBe(`${user}\nNEW\n\nMore rules.\n`)
+    expect(replaceSection(added, null)).toBe(user)
+    expect(replaceSection('', section)).toBe(`${section}\n`)
+    expect(replaceSection(user, null)).toBe(user)
+  })
+
+  test('leaves a file with broken markers alone', () => {
+    expect(replaceSection(`x\n${START_MARKER}\ny`, null)).toBeUndefined()
+    expect(replaceSection(`${END_MARKER}\n${START_MARKER}`, 'z')).toBeUndefined()
+  })
+})
+
+describe('the SSE reader', () => {
+  test('yields events across chunk boundaries, skips comments, joins data lines', async () => {
+    const chunks = [': connected\n\nid: 3\nevent: mess', 'age\ndata: {"a":\ndata: 1}\n\n', ': keep-alive\n\nid: 4\r\ndata: x\r\n\r\n']
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const c of chunks) controller.enqueue(new TextEncoder().encode(c))
+        controller.close()
+      },
+    })
+    const events = []
+    for await (const event of readSse(body)) events.push(event)
+    expect(events).toEqual([
+      { id: '3', event: 'message', data: '{"a":\n1}' },
+      { id: '4', event: 'message', data: 'x' },
+    ])
+  })
+})
