@@ -24,7 +24,7 @@ describe('backup of a log in use', () => {
     const run = backup('--db', path, '--out', out)
     expect(run.exitCode).toBe(0)
     expect(run.stdout.toString()).toContain(`${store.log.lastSeq()} events copied`)
-    const report = auditFile(out)
+    const report = await auditFile(out)
     expect(report.ok).toBe(true)
     expect(report.lastSeq).toBe(store.log.lastSeq())
     await store.close()
