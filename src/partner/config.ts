@@ -6,7 +6,7 @@ export type PartnerConfig = {
   brokerUrl: string
   partnerId: string
   partnerName: string
-  /** The project the partner runs in: `.duo/` and `CLAUDE.md` live here. */
+  /** The project the partner runs in (DUO_PROJECT_DIR, else CLAUDE_PROJECT_DIR, else cwd): `.duo/` and `CLAUDE.md` live here. */
   projectDir: string
   /** The longest one `listen` call waits, in seconds. */
   listenMaxS: number
@@ -28,7 +28,8 @@ export function partnerIdFromDirectory(dir: string): string {
 export class ConfigError extends Error {}
 
 export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: string): PartnerConfig {
-  const projectDir = resolve(env.DUO_PROJECT_DIR || cwd)
+  // Claude Code tells stdio servers the project root in CLAUDE_PROJECT_DIR (since 2.1.141); cwd is where it was started.
+  const projectDir = resolve(env.DUO_PROJECT_DIR || env.CLAUDE_PROJECT_DIR || cwd)
   const partnerId = env.PARTNER_ID?.trim() || partnerIdFromDirectory(projectDir)
   const idCheck = PartnerId.safeParse(partnerId)
   if (!idCheck.success) {

@@ -15,11 +15,13 @@ const projects = tempDir('duo-e2e-')
 async function spawnPartner(dirName: string, env: Record<string, string> = {}): Promise<StdioPartner> {
   const dir = join(projects, dirName)
   mkdirSync(dir, { recursive: true })
+  // Run inside a Claude Code session, these would point every partner at that session's project.
+  const { CLAUDE_PROJECT_DIR, DUO_PROJECT_DIR, PARTNER_ID, PARTNER_NAME, ...inherited } = process.env as Record<string, string>
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [join(ROOT, 'src/partner/index.ts')],
     cwd: dir,
-    env: { ...(process.env as Record<string, string>), BROKER_URL: broker.url, DUO_LISTEN_MAX_S: '2', ...env },
+    env: { ...inherited, BROKER_URL: broker.url, DUO_LISTEN_MAX_S: '2', ...env },
     stderr: 'ignore',
   })
   const client = new Client({ name: 'e2e', version: '0.0.0' })

@@ -409,3 +409,20 @@ describe('a broker that lost its database', () => {
     }
   })
 })
+
+describe('a broker in open mode', () => {
+  test('works without tokens: nothing secret is stored, messages flow the same', async () => {
+    const openBroker = await inProcessBroker({ DUO_AUTH: 'open' })
+    const a = await connectPartner(partnerConfig(tempProject(unique('open-a')), openBroker.url))
+    const b = await connectPartner(partnerConfig(tempProject(unique('open-b')), openBroker.url))
+    try {
+      expect(a.running.partner.token).toBeUndefined()
+      await call(a.client, 'talk', { message: 'no secrets here', to: b.running.partner.id })
+      expect((await call(b.client, 'listen', {})).structuredContent).toMatchObject({ messages: [{ content: 'no secrets here' }] })
+    } finally {
+      await a.close()
+      await b.close()
+      await openBroker.stop()
+    }
+  })
+})

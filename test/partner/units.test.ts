@@ -26,6 +26,8 @@ describe('partner identity', () => {
     const config = loadPartnerConfig({ PARTNER_ID: 'alice', PARTNER_NAME: 'Alice', BROKER_URL: 'http://h:1/' }, '/x/proj')
     expect(config).toMatchObject({ partnerId: 'alice', partnerName: 'Alice', brokerUrl: 'http://h:1', projectDir: '/x/proj', listenMaxS: 50 })
     expect(loadPartnerConfig({}, '/x/Proj').partnerName).toBe('proj')
+    expect(loadPartnerConfig({ CLAUDE_PROJECT_DIR: '/work/Root' }, '/work/Root/sub')).toMatchObject({ partnerId: 'root', projectDir: '/work/Root' })
+    expect(loadPartnerConfig({ DUO_PROJECT_DIR: '/a/b', CLAUDE_PROJECT_DIR: '/c' }, '/d').projectDir).toBe('/a/b')
     expect(() => loadPartnerConfig({ PARTNER_ID: '.hidden' }, '/x')).toThrow(ConfigError)
     expect(() => loadPartnerConfig({ DUO_LISTEN_MAX_S: 'soon' }, '/x')).toThrow('DUO_LISTEN_MAX_S')
   })
