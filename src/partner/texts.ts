@@ -1,5 +1,6 @@
 // The words the partner says to the model: tool results, error explanations, message listings.
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
+import { z } from 'zod'
 import type { BrokerError, MessageView } from './broker-client.ts'
 
 export function brokerDownText(brokerUrl: string, detail: string, tool: string): string {
@@ -56,7 +57,16 @@ export function formatMessages(messages: MessageView[]): string {
     .join('\n\n')
 }
 
-export const messageOut = (m: MessageView) => ({
+/** A message in tools' structured results. */
+export const MessageOut = z.object({
+  seq: z.number(),
+  conversationId: z.string(),
+  from: z.string(),
+  content: z.string(),
+  sentAt: z.string(),
+})
+
+export const messageOut = (m: MessageView): z.infer<typeof MessageOut> => ({
   seq: m.seq,
   conversationId: m.conversation_id,
   from: m.from_id,

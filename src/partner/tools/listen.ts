@@ -5,7 +5,7 @@ import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sd
 import { z } from 'zod'
 import { ConversationId } from '../../events/schema.ts'
 import { isDelivered, resumeAfter } from '../inbox.ts'
-import { errorResult, explain, formatMessages, messageOut, plural, textResult } from '../texts.ts'
+import { errorResult, explain, formatMessages, MessageOut, messageOut, plural, textResult } from '../texts.ts'
 import { resolveConversation, type ToolContext, ToolFailure } from './common.ts'
 
 const ListenArgs = z.object({
@@ -19,9 +19,7 @@ const ListenArgs = z.object({
 })
 
 const ListenOut = z.object({
-  messages: z.array(
-    z.object({ seq: z.number(), conversationId: z.string(), from: z.string(), content: z.string(), sentAt: z.string() }),
-  ),
+  messages: z.array(MessageOut),
   cursor: z.number().describe('Seq of the last message handed to you; the next listen resumes after it'),
   waitedSeconds: z.number(),
   timedOut: z.boolean().describe('True when nothing arrived within this call: call listen again to keep waiting'),
