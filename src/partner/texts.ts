@@ -29,7 +29,9 @@ export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: stri
         case 404:
           return `${said} Check the id: call list_partners for partner ids and list_conversations for conversation ids.`
         case 409:
-          return `${said} That conversation cannot take this (it is archived, or it is a direct conversation, which cannot be left).`
+          return /archived/.test(error.message)
+            ? `${said} Everyone left that group; make a new one with create_conversation.`
+            : said
         case 413:
           return `${said} The message is too large; split it into several smaller messages.`
         default:

@@ -30,7 +30,8 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
     {
       title: 'Send a message',
       description:
-        'Send a message to another Claude Code partner (`to`) or into a conversation (`conversation`). ' +
+        'Send a message to another Claude Code partner (`to`, which opens your direct conversation with them on first use) ' +
+        'or into a conversation (`conversation`). ' +
         'With neither, it goes to the only other partner if there is exactly one. ' +
         'The recipient reads it with listen (or sees it pushed); to wait for an answer, call listen afterwards.',
       inputSchema: TalkArgs,
