@@ -8,6 +8,9 @@ export const LOG_CHECKS: LogCheck[] = ['sequence', 'chain', 'schema']
 /** The first event that failed a check, and how many failed it in all. */
 export type Finding = { seq: number; type: string; problem: string; count: number }
 
+const gap = (expected: number, seq: number) =>
+  seq < expected ? `seq ${seq} out of order` : seq === expected + 1 ? `seq ${expected} missing` : `seq ${expected}..${seq - 1} missing`
+
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 /** A stored row with the index columns `/events` filters on; they must agree with the data. */
@@ -59,8 +62,7 @@ export function createLogVerifier() {
   return {
     check(row: StoredRow): Envelope | null {
       checked++
-      if (row.seq !== expectedSeq)
-        fail('sequence', row, row.seq > expectedSeq ? `seq ${expectedSeq}..${row.seq - 1} missing` : `seq ${row.seq} out of order`)
+      if (row.seq !== expectedSeq) fail('sequence', row, gap(expectedSeq, row.seq))
       expectedSeq = row.seq + 1
       if (chainHash(prevHash, row.seq, row.type, row.at, row.data) !== row.hash)
         fail('chain', row, 'stored hash is not sha-256 of the previous hash and this event: this event, or the hash before it, was altered')
