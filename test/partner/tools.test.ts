@@ -148,6 +148,20 @@ describe('listen', () => {
     expect(textOf(result)).toMatch(/No new messages arrived .*Call listen again to keep waiting/)
   })
 
+  test('a second listen while one waits is refused, so no message is handed over twice', async () => {
+    const a = await partner(unique('single'))
+    const b = await partner(unique('double'))
+    const first = call(a.client, 'listen', {})
+    await Bun.sleep(100)
+    const second = await call(a.client, 'listen', {})
+    expect(second.isError).toBe(true)
+    expect(textOf(second)).toContain('already waiting')
+    await call(b.client, 'talk', { message: 'once', to: a.running.partner.id })
+    expect((await first).structuredContent).toMatchObject({ messages: [{ content: 'once' }] })
+    const third = await call(a.client, 'listen', { timeout: 0 })
+    expect(third.structuredContent).toMatchObject({ messages: [] })
+  })
+
   test('a filtered listen, then an unfiltered one, hands over every message exactly once', async () => {
     const a = await partner(unique('filter'))
     const b = await partner(unique('one'))

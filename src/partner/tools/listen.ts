@@ -1,7 +1,7 @@
 // The `listen` tool: hands the model its next messages, resuming from the partner's own cursor.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js'
-import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js'
+import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
 import { ConversationId } from '../../events/schema.ts'
 import { isDelivered, resumeAfter } from '../inbox.ts'
@@ -49,6 +49,10 @@ function startProgress(extra: Extra, budgetS: number): () => void {
 export function registerListen(server: McpServer, ctx: ToolContext): void {
   const { partner, deliveries } = ctx
   const maxS = partner.config.listenMaxS
+  // One reader at a time: two listens at once would both hand over the same messages.
+  // Released only once the answer's cursor is committed, or the call was dropped.
+  let busy = false
+
   server.registerTool(
     'listen',
     {
@@ -60,67 +64,93 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
       inputSchema: ListenArgs,
       outputSchema: ListenOut,
     },
-    async ({ conversation, timeout }, extra) => {
-      const budgetS = Math.min(timeout === undefined ? maxS : timeout * 60, maxS)
-      const started = Date.now()
-      const deadline = started + budgetS * 1000
-      let conversationId: string | undefined
-      if (conversation) {
-        const resolved = await resolveConversation(ctx, 'listen', conversation)
-        if (resolved instanceof ToolFailure) return resolved.result
-        conversationId = resolved
+    async (args, extra) => {
+      if (busy) {
+        return errorResult('Another listen call is already waiting for messages. Use its answer instead of listening twice at once.')
       }
-      const notes: string[] = []
-      let resets = 0
-      const stopProgress = startProgress(extra, budgetS)
+      busy = true
+      const release = () => {
+        busy = false
+      }
+      extra.signal.addEventListener('abort', release, { once: true })
+      let handedOver = false
       try {
-        while (true) {
-          if (partner.resetNotice) {
-            notes.push(partner.resetNotice)
-            partner.resetNotice = undefined
-          }
-          const after = resumeAfter(partner.position, conversationId)
-          const waitS = Math.max(0, Math.round((deadline - Date.now()) / 1000))
-          const answer = await partner.call(() =>
-            partner.client.listen(partner.id, { after, waitS, conversationId }, extra.signal),
-          )
-          if (!answer.ok) {
-            const { error } = answer
-            if (error.kind === 'rejected' && error.status === 409 && resets++ === 0) {
-              partner.resetPosition(`The broker's log ends before your cursor #${after} (its database was probably reset).`)
-              continue
-            }
-            if (extra.signal.aborted) return errorResult('listen was cancelled; nothing was marked as read.')
-            return errorResult(explain(error, { brokerUrl: partner.config.brokerUrl, tool: 'listen', partnerId: partner.id }))
-          }
-          const { messages } = answer.value
-          const cursor = Math.max(answer.value.cursor, ...messages.map((m) => m.seq))
-          const fresh = messages.filter((m) => !isDelivered(partner.position, m))
-          if (messages.length > 0 && fresh.length === 0 && Date.now() < deadline) {
-            // Only messages a filtered listen already handed over: step past them and keep waiting.
-            partner.commit(cursor, conversationId)
-            continue
-          }
-          const waitedSeconds = Math.round((Date.now() - started) / 100) / 10
-          // The cursor moves only once this answer has reached the client: a cancelled call loses nothing.
-          deliveries.afterSent(extra.requestId, extra.signal, () => partner.commit(cursor, conversationId))
-          const scope = conversationId ? ` in ${conversationId}` : ''
-          const text =
-            fresh.length > 0
-              ? `${plural(fresh.length, 'new message')}${scope}:\n\n${formatMessages(fresh)}\n\n` +
-                'Reply with talk (conversation: the id shown above). Call listen again for more.'
-              : `No new messages${scope} arrived in ${waitedSeconds} s. Call listen again to keep waiting.`
-          return textResult([...notes, text].join('\n\n'), {
-            messages: fresh.map(messageOut),
-            cursor,
-            waitedSeconds,
-            timedOut: fresh.length === 0,
-            cursorReset: notes.length > 0,
+        return await listen(args, extra, (commit) => {
+          handedOver = true
+          deliveries.afterSent(extra.requestId, extra.signal, () => {
+            commit()
+            release()
           })
-        }
+        })
       } finally {
-        stopProgress()
+        if (!handedOver) release()
       }
     },
   )
+
+  /** One listen call; `handOver` registers what to commit once the answer reached the client. */
+  async function listen(
+    { conversation, timeout }: z.infer<typeof ListenArgs>,
+    extra: Extra,
+    handOver: (commit: () => void) => void,
+  ): Promise<CallToolResult> {
+    const budgetS = Math.min(timeout === undefined ? maxS : timeout * 60, maxS)
+    const started = Date.now()
+    const deadline = started + budgetS * 1000
+    let conversationId: string | undefined
+    if (conversation) {
+      const resolved = await resolveConversation(ctx, 'listen', conversation)
+      if (resolved instanceof ToolFailure) return resolved.result
+      conversationId = resolved
+    }
+    const notes: string[] = []
+    let resets = 0
+    const stopProgress = startProgress(extra, budgetS)
+    try {
+      while (true) {
+        if (partner.resetNotice) {
+          notes.push(partner.resetNotice)
+          partner.resetNotice = undefined
+        }
+        const after = resumeAfter(partner.position, conversationId)
+        const waitS = Math.max(0, Math.round((deadline - Date.now()) / 1000))
+        const answer = await partner.call(() => partner.client.listen(partner.id, { after, waitS, conversationId }, extra.signal))
+        if (!answer.ok) {
+          const { error } = answer
+          if (error.kind === 'rejected' && error.status === 409 && resets++ === 0) {
+            partner.resetPosition(`The broker's log ends before your cursor #${after} (its database was probably reset).`)
+            continue
+          }
+          if (extra.signal.aborted) return errorResult('listen was cancelled; nothing was marked as read.')
+          return errorResult(explain(error, { brokerUrl: partner.config.brokerUrl, tool: 'listen', partnerId: partner.id }))
+        }
+        const { messages } = answer.value
+        const cursor = Math.max(answer.value.cursor, ...messages.map((m) => m.seq))
+        const fresh = messages.filter((m) => !isDelivered(partner.position, m))
+        if (messages.length > 0 && fresh.length === 0 && Date.now() < deadline) {
+          // Only messages a filtered listen already handed over: step past them and keep waiting.
+          partner.commit(cursor, conversationId)
+          continue
+        }
+        const waitedSeconds = Math.round((Date.now() - started) / 100) / 10
+        // The cursor moves only once this answer has reached the client: a cancelled call loses nothing.
+        handOver(() => partner.commit(cursor, conversationId))
+        const scope = conversationId ? ` in ${conversationId}` : ''
+        const text =
+          fresh.length > 0
+            ? `${plural(fresh.length, 'new message')}${scope}:\n\n${formatMessages(fresh)}\n\n` +
+              'Reply with talk (conversation: the id shown above). Call listen again for more.'
+            : `No new messages${scope} arrived in ${waitedSeconds} s. Call listen again to keep waiting.`
+        return textResult([...notes, text].join('\n\n'), {
+          messages: fresh.map(messageOut),
+          cursor,
+          waitedSeconds,
+          timedOut: fresh.length === 0,
+          cursorReset: notes.length > 0,
+        })
+      }
+    } finally {
+      stopProgress()
+    }
+  }
 }
