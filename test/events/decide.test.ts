@@ -435,7 +435,7 @@ describe('settings', () => {
 
   test('both refuse an unknown partner', async () => {
     const { when } = await given([])
-    const refusal = { ok: false, rejection: { reason: 'unknown_partner', partnerId: 'ghost' } }
+    const refusal = { ok: false, rejection: { reason: 'unknown_partner', partnerId: 'ghost' } } as const
     expect(when({ kind: 'setStatus', partnerId: 'ghost', message: 'x' })).toEqual(refusal)
     expect(when({ kind: 'setNotifications', partnerId: 'ghost', enabled: true })).toEqual(refusal)
   })
