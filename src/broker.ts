@@ -24,7 +24,8 @@ try {
     fail(`BROKER_PORT ${config.port} on ${config.host} is already in use`)
   if (/EACCES|permission/i.test(message) && /listen|port/i.test(message))
     fail(`BROKER_PORT ${config.port}: permission denied`)
-  if (/unable to open|SQLITE_CANTOPEN|EACCES|EROFS|ENOTDIR|permission denied|read-only/i.test(message))
+  // mkdir of the database's folder fails with ENOENT/EEXIST (e.g. under /proc, or below a file): still DUO_DB's fault.
+  if (/unable to open|SQLITE_CANTOPEN|EACCES|EROFS|ENOTDIR|ENOENT|EEXIST|permission denied|read-only/i.test(message))
     fail(`DUO_DB "${config.dbPath}" cannot be opened for writing (${message})`)
   fail(message)
 }
