@@ -197,8 +197,9 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
     const conversationId = command.conversationId
     const conversation = view.conversation(conversationId)
     if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
-    if (!view.isMember(conversationId, fromId)) return refuse({ reason: 'not_a_participant', conversationId })
+    // Archived first: a group is archived only once everyone left, so a membership check first would hide it.
     if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId })
+    if (!view.isMember(conversationId, fromId)) return refuse({ reason: 'not_a_participant', conversationId })
     return ok({ conversationId, events: [sent(conversationId)] })
   }
   if (command.to === undefined) return refuse({ reason: 'no_recipient' })
