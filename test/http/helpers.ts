@@ -1,0 +1,178 @@
+// Shared helpers for the HTTP tests: a real broker on loopback with a temporary database, and small callers.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type BrokerConfig, configFromEnv } from '../../src/http/config.ts'
+import { type RunningBroker, startBroker } from '../../src/http/server.ts'
+
+export type Reply<T = any> = { status: number; body: T; headers: Headers }
+
+export type TestBroker = RunningBroker & {
+  dir: string
+  dbPath: string
+  /** Calls the broker; `body` is sent as JSON when given. The reply body is parsed JSON (or the raw text). */
+  call<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply<T>>
+  get<T = any>(path: string, headers?: Record<string, string>): Promise<Reply<T>>
+  post<T = any>(path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply<T>>
+  /** Registers partners (open mode) and returns nothing; throws on refusal. */
+  register(...ids: string[]): Promise<void>
+  /** Sends a message and returns the broker's answer; throws on refusal. */
+  talk(fromId: string, target: { to?: string; conversationId?: string }, content: string): Promise<TalkReply>
+  /** The current last seq of the log (from /health). */
+  lastSeq(): Promise<number>
+  /** Stops the broker and removes its temporary directory. */
+  close(): Promise<void>
+}
+
+export type TalkReply = { success: true; conversationId: string; messageId: number; seq: number; notified: number; queued: number }
+
+export type Message = { id: number; seq: number; conversation_id: string; from_id: string; content: string; created_at: string }
+
+export function tempDir(prefix = 'duo-http-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
+  const dir = tempDir()
+  const dbPath = join(dir, 'duo.db')
+  const broker = await startBroker({
+    ...configFromEnv({}),
+    host: '127.0.0.1',
+    port: 0,
+    dbPath,
+    auth: 'open',
+    sync: 'normal',
+    ...overrides,
+  })
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const response = await fetch(broker.url + path, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    })
+    const text = await response.text()
+    let parsed: unknown = text
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      // not JSON: the raw text is the body
+    }
+    return { status: response.status, body: parsed as any, headers: response.headers }
+  }
+  const test: TestBroker = {
+    ...broker,
+    dir,
+    dbPath,
+    call,
+    get: (path, headers) => call('GET', path, undefined, headers),
+    post: (path, body, headers) => call('POST', path, body ?? {}, headers),
+    async register(...ids) {
+      for (const partnerId of ids) {
+        const reply = await call('POST', '/register', { partnerId })
+        if (reply.status !== 200) throw new Error(`register ${partnerId}: ${reply.status} ${JSON.stringify(reply.body)}`)
+      }
+    },
+    async talk(fromId, target, content) {
+      const reply = await call('POST', '/talk', { fromId, ...target, content })
+      if (reply.status !== 200) throw new Error(`talk ${fromId}: ${reply.status} ${JSON.stringify(reply.body)}`)
+      return reply.body
+    },
+    async lastSeq() {
+      return (await call('GET', '/health')).body.last_seq
+    },
+    async close() {
+      await broker.stop()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+  return test
+}
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Whether `promise` is still pending after `ms` milliseconds. */
+export async function stillPending(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const pending = Symbol('pending')
+  return (await Promise.race([promise.then(() => null, () => null), sleep(ms).then(() => pending)])) === pending
+}
+
+/** Polls `check` until it returns true or `ms` pass. */
+export async function eventually(check: () => Promise<boolean> | boolean, ms = 3000, every = 20): Promise<boolean> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    if (await check()) return true
+    await sleep(every)
+  }
+  return check()
+}
+
+export type SseFrame = { id?: string; event?: string; data?: string; comment?: string }
+
+/**
+ * Reads a `text/event-stream` body: `text` is every byte received so far as text; `frames` the parsed frames
+ * (comments included, as `{comment}`). `until` resolves once a predicate over the frames holds (or rejects after `ms`).
+ */
+export function readSse(response: Response) {
+  const reader = response.body!.getReader()
+  const decoder = new TextDecoder()
+  const state = { text: '', frames: [] as SseFrame[], done: false }
+  let parsedUpTo = 0
+  const waiters = new Set<() => void>()
+  const pump = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) break
+        state.text += decoder.decode(value, { stream: true })
+        let end: number
+        while ((end = state.text.indexOf('\n\n', parsedUpTo)) !== -1) {
+          const block = state.text.slice(parsedUpTo, end)
+          parsedUpTo = end + 2
+          const frame: SseFrame = {}
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) frame.comment = line.slice(1).trim()
+            else {
+              const colon = line.indexOf(':')
+              const field = line.slice(0, colon) as 'id' | 'event' | 'data'
+              frame[field] = line.slice(colon + 1).replace(/^ /, '')
+            }
+          }
+          state.frames.push(frame)
+        }
+        for (const wake of waiters) wake()
+      }
+    } catch {
+      // aborted
+    } finally {
+      state.done = true
+      for (const wake of waiters) wake()
+    }
+  })()
+  return {
+    state,
+    /** The `data` of every `message`-like frame (not comments), parsed as JSON. */
+    data: <T = any>(): T[] => state.frames.filter((f) => f.data !== undefined).map((f) => JSON.parse(f.data!) as T),
+    async until(predicate: (frames: SseFrame[]) => boolean, ms = 5000): Promise<void> {
+      const deadline = Date.now() + ms
+      while (!predicate(state.frames)) {
+        if (state.done) throw new Error(`stream ended before the condition held; got:\n${state.text.slice(-2000)}`)
+        const left = deadline - Date.now()
+        if (left <= 0) throw new Error(`timed out waiting on the stream; got:\n${state.text.slice(-2000)}`)
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            waiters.delete(wake)
+            clearTimeout(timer)
+            resolve()
+          }
+          const timer = setTimeout(wake, left)
+          waiters.add(wake)
+        })
+      }
+    },
+    async cancel(): Promise<void> {
+      await reader.cancel().catch(() => {})
+      await pump
+    },
+  }
+}
