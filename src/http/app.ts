@@ -7,6 +7,7 @@ import { conversationRoutes } from './routes/conversations.ts'
 import { eventRoutes } from './routes/events.ts'
 import { listenRoutes } from './routes/listen.ts'
 import { partnerRoutes } from './routes/partners.ts'
+import { browserRefusal, jsonBodyParser, tooLargeMessage } from './request-guards.ts'
 
 type Issue = { path?: string; message?: string; summary?: string }
 
@@ -39,18 +40,22 @@ export function buildApp(deps: BrokerDeps) {
     )
     .onRequest(({ request }) => {
       if (deps.shutdown.aborted) return Response.json({ error: 'the broker is shutting down' }, { status: 503 })
-      // Bun refuses bodies past maxRequestBodySize with an empty 413; this answers declared sizes in JSON first.
+      // Declared sizes are refused here unread; a chunked body is cut at the limit by the parser below.
       if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)
-        return Response.json(
-          { error: `the request body is larger than the limit of ${deps.config.maxBodyBytes} bytes` },
-          { status: 413 },
-        )
+        return Response.json({ error: tooLargeMessage(deps.config.maxBodyBytes) }, { status: 413 })
+      if (deps.config.auth === 'open' && !deps.config.allowOpenNetwork) {
+        const refusal = browserRefusal(request.headers)
+        if (refusal) return Response.json({ error: refusal }, { status: 403 })
+      }
     })
+    .onParse({ as: 'global' }, jsonBodyParser(deps.config.maxBodyBytes))
     .onError(({ code, error, request }) => {
       switch (code) {
         case 'VALIDATION':
           return Response.json({ error: validationMessage(error as never) }, { status: 400 })
         case 'PARSE':
+          // The body parser's own refusals (size, media type, UTF-8, nesting) arrive wrapped in Elysia's ParseError.
+          if (error.cause instanceof HttpError) return Response.json({ error: error.cause.message }, { status: error.cause.status })
           return Response.json({ error: 'the request body is not valid JSON (send Content-Type: application/json)' }, { status: 400 })
         case 'NOT_FOUND':
           return Response.json(

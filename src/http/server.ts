@@ -48,7 +48,9 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     reusePort: false,
     // Long enough for slow clients; long-polls and streams switch the idle timer off for themselves.
     idleTimeout: 120,
-    maxRequestBodySize: config.maxBodyBytes + 64 * 1024,
+    // No cap of Bun's own: its refusal is a bare 413. The app answers declared sizes in JSON unread and cuts
+    // streamed bodies at the limit; Bun reads a body only as fast as something consumes it (checked: no buffering).
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   })
   const server = app.server!
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`
