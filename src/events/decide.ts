@@ -42,7 +42,15 @@ export interface DecisionView {
 export type Rules = { maxMessageBytes: number; maxGroupMembers: number }
 
 export type Command =
-  | { kind: 'register'; partnerId: string; name?: string; projectPath?: string; newTokenHash?: string }
+  | {
+      kind: 'register'
+      partnerId: string
+      name?: string
+      projectPath?: string
+      newTokenHash?: string
+      /** Token mode: the hash of the token the request carried (null: none). An id that has a token re-registers only with it. */
+      presentedTokenHash?: string | null
+    }
   | { kind: 'unregister'; partnerId: string }
   | { kind: 'reissueToken'; partnerId: string; newTokenHash: string }
   | { kind: 'talk'; fromId: string; to?: string; conversationId?: string; content: string; idempotencyKey?: string }
@@ -77,6 +85,13 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
   switch (command.kind) {
     case 'register': {
       const existing = view.partner(command.partnerId)
+      // Checked here too, not only by the route: two first registrations racing must not both succeed.
+      if (command.presentedTokenHash !== undefined && existing?.tokenHash && existing.tokenHash !== command.presentedTokenHash)
+        return refuse(
+          command.presentedTokenHash === null
+            ? { reason: 'token_required', partnerId: command.partnerId }
+            : { reason: 'acting_for_another', partnerId: command.partnerId },
+        )
       const issue = command.newTokenHash !== undefined && (existing === null || existing.tokenHash === null)
       return ok({
         tokenIssued: issue,

@@ -1,10 +1,15 @@
 // Partners: register, unregister, list, status, notification setting, token reissue.
 import { Elysia } from 'elysia'
 import { RegisterInput } from '../../events/schema.ts'
-import { hashToken, newToken } from '../auth.ts'
+import { bearer, hashToken, newToken } from '../auth.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
 import { rejected } from '../rejections.ts'
 import { NotificationsBody, PartnerParams, StatusBody, UnregisterBody } from '../schemas.ts'
+
+const hashOf = (authorization: string | undefined): string | null => {
+  const token = bearer(authorization)
+  return token === null ? null : hashToken(token)
+}
 
 export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
   const { commands, views } = store
@@ -28,6 +33,7 @@ export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
           name: body.name,
           projectPath: body.projectPath,
           newTokenHash: token && hashToken(token),
+          presentedTokenHash: tokens ? hashOf(headers.authorization) : undefined,
         })
         if (!result.ok) return rejected(result.rejection)
         access.actAs({ kind: 'partner', id: body.partnerId }, body.partnerId)
