@@ -59,8 +59,9 @@ export function createHub({ members, lastSeq }: HubDeps) {
             else deliveries.set(waiter, [event])
           }
         }
-      } else if (event.type === 'PartnerWentOffline') {
-        // Unregistering ends the partner's waiting long-polls: they answer with what they have.
+      } else if (event.type === 'PartnerWentOffline' || event.type === 'PartnerTokenReissued') {
+        // Unregistering ends the partner's waiting long-polls: they answer with what they have. A new token
+        // wakes them too, so a wait opened with the old one re-checks it and ends (see routes/listen.ts).
         for (const waiter of byPartner.get(event.data.partnerId) ?? []) if (!deliveries.has(waiter)) deliveries.set(waiter, [])
       }
     }

@@ -72,6 +72,9 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
             } finally {
               release()
             }
+            // The token may have been reissued while this waited (the hub wakes it then): the old one gets nothing.
+            const revoked = access.actAs(access.actorOf(headers.authorization), partnerId)
+            if (revoked) return rejected(revoked)
             messages = views.messages.unread(partnerId, PAGE, conversationId)
           }
           if (messages.length === 0) return { hasMessages: false, messages }
@@ -95,6 +98,8 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
         const release = hub.hold(partnerId)
         try {
           const wake = await hub.wait(partnerId, conversationId, AbortSignal.any([request.signal, shutdown]), waitS * 1000)
+          const revoked = access.actAs(access.actorOf(headers.authorization), partnerId)
+          if (revoked) return rejected(revoked)
           const messages = wake ? messagesOf(wake.events) : []
           const cursor = messages.length > 0 ? messages[messages.length - 1]!.seq : (wake?.lastSeq ?? log.lastSeq())
           return { hasMessages: messages.length > 0, messages, cursor }
@@ -141,12 +146,18 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
         server?.timeout(request, 0)
         const conversationId = query.conversationId
         const release = hub.hold(partnerId)
+        // A stream opened with a token that has since been reissued ends at its next wake-up or keep-alive.
+        const revoked = new AbortController()
         return sseResponse(
           after,
-          AbortSignal.any([request.signal, shutdown]),
+          AbortSignal.any([request.signal, shutdown, revoked.signal]),
           {
             read: (from, limit) => views.messages.visibleAfter(partnerId, from, limit, conversationId).map(storedMessageFrame),
-            wait: (signal, ms) => hub.wait(partnerId, conversationId, signal, ms),
+            wait: async (signal, ms) => {
+              const wake = await hub.wait(partnerId, conversationId, signal, ms)
+              if (access.actAs(access.actorOf(headers.authorization), partnerId)) revoked.abort()
+              return wake
+            },
             framesOf: (wake) =>
               wake.events.flatMap((e) => (e.type === 'MessageSent' ? [{ seq: e.seq, bytes: messageFrame(e) }] : [])),
           },
