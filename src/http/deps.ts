@@ -49,7 +49,8 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
         if (actor.kind === 'invalid') return { reason: 'token_invalid' }
         if (actor.kind !== 'partner' || actor.id !== partnerId) return { reason: 'acting_for_another', partnerId }
       }
-      activity.set(partnerId, now().getTime())
+      // Only known ids: in open mode anyone may name any id, and the map must not grow with them.
+      if (store.views.partners.get(partnerId)) activity.set(partnerId, now().getTime())
       return null
     },
     /** Reading shared lists (/partners): any valid partner or the operator, or anyone in open mode. */
@@ -57,11 +58,15 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
       if (open || actor.kind === 'partner' || actor.kind === 'operator') return null
       return actor.kind === 'invalid' ? { reason: 'token_invalid' } : { reason: 'token_required', partnerId: 'any' }
     },
-    /** Reading one conversation: its members (or the operator); anyone in open mode. */
+    /**
+     * Reading one conversation: its members (or the operator); anyone in open mode. The token is checked
+     * before the id is looked up, so a caller without one cannot even learn which conversations exist.
+     */
     canReadConversation(actor: Actor, conversationId: string): Rejection | null {
-      if (open || actor.kind === 'operator') return null
-      if (actor.kind === 'none') return { reason: 'token_required', partnerId: 'a member' }
-      if (actor.kind === 'invalid') return { reason: 'token_invalid' }
+      if (!open && actor.kind === 'none') return { reason: 'token_required', partnerId: 'a member' }
+      if (!open && actor.kind === 'invalid') return { reason: 'token_invalid' }
+      if (!store.views.conversations.get(conversationId)) return { reason: 'unknown_conversation', conversationId }
+      if (open || actor.kind !== 'partner') return null
       return store.views.conversations.isMember(conversationId, actor.id)
         ? null
         : { reason: 'not_a_participant', conversationId }

@@ -95,12 +95,10 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
     .get(
       '/conversations/:id/messages',
       ({ params, query, headers }) => {
-        const conversation = views.conversations.get(params.id)
-        if (!conversation) return rejected({ reason: 'unknown_conversation', conversationId: params.id })
         const denied = access.canReadConversation(access.actorOf(headers.authorization), params.id)
         if (denied) return rejected(denied)
         return {
-          conversation: conversationJson(conversation),
+          conversation: conversationJson(views.conversations.get(params.id)!),
           messages: views.messages.history(params.id, query.limit ?? 50, query.before),
         }
       },
@@ -109,7 +107,6 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
     .get(
       '/conversations/:id/participants',
       ({ params, headers }) => {
-        if (!views.conversations.get(params.id)) return rejected({ reason: 'unknown_conversation', conversationId: params.id })
         const denied = access.canReadConversation(access.actorOf(headers.authorization), params.id)
         if (denied) return rejected(denied)
         const participants = views.conversations
