@@ -1,5 +1,5 @@
 // Secrets: partner tokens (only their hashes are kept), the operator token, and who a request acts as.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { timingSafeEqual } from 'node:crypto'
 
@@ -34,7 +34,11 @@ export function loadAdminToken(dbPath: string, configured?: string): { token: st
   const file = `${resolve(dbPath)}.admin-token`
   if (existsSync(file)) {
     const token = readFileSync(file, 'utf8').trim()
-    if (token.length >= 16) return { token, file }
+    if (token.length >= 16) {
+      // A file copied or restored with a looser mode is tightened: it holds the key to the whole log.
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600)
+      return { token, file }
+    }
   }
   const token = newToken('duo_admin_')
   mkdirSync(dirname(file), { recursive: true })
