@@ -24,7 +24,7 @@ export const ConversationId = z
   .string()
   .min(1)
   .max(200)
-  .regex(/^[A-Za-z0-9_.-]+$/, 'a conversation id is letters, digits, "_", "-" and "."')
+  .regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/, 'a conversation id is letters, digits, "_", "-" and ".", not starting with "."')
   .describe('Conversation id, e.g. direct_alice_bob or group_...')
 
 const Text = (max: number, what: string) =>
@@ -134,7 +134,7 @@ export type Envelope<E extends DuoEvent = DuoEvent> = E & { seq: number; at: str
 export const RegisterInput = z.object({
   partnerId: PartnerId,
   name: DisplayName.optional().describe('Display name; defaults to the id'),
-  projectPath: z.string().max(LIMITS.projectPathMax).optional().describe('Project directory, for display only'),
+  projectPath: Text(LIMITS.projectPathMax, 'a project path').optional().describe('Project directory, for display only'),
 })
 export type RegisterInput = z.infer<typeof RegisterInput>
 
