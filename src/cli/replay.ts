@@ -6,18 +6,15 @@ const USAGE = 'usage: bun run replay [--after N] [--follow] [--db PATH]'
 const PAGE_ROWS = 5000
 const POLL_MS = 150
 
-type Row = [seq: number, type: string, at: string, data: string, hash: string]
-
 /**
- * One envelope per line, keys in the contract's order. `data` is the stored canonical JSON text, copied
- * as is: re-serialising a million objects would cost more than everything else together.
+ * One envelope per line, keys in the contract's order, built by SQLite itself: `data` is the stored
+ * canonical JSON text, copied as is, and the other strings go through json_quote. Measured here, this
+ * beats fetching the columns and formatting in JS by a fifth over a million events.
  */
-export function formatPage(rows: Row[]): string {
-  let out = ''
-  for (const [seq, type, at, data, hash] of rows)
-    out += `{"seq":${seq},"type":${JSON.stringify(type)},"at":${JSON.stringify(at)},"data":${data},"hash":${JSON.stringify(hash)}}\n`
-  return out
-}
+const PAGE_SQL = `SELECT seq, '{"seq":' || seq || ',"type":' || json_quote(type) || ',"at":' || json_quote(at)
+  || ',"data":' || data || ',"hash":' || json_quote(hash) || '}' AS line
+  FROM events WHERE seq > ? ORDER BY seq LIMIT ?`
+type Line = [seq: number, line: string]
 
 async function replay(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, { after: 'string', follow: 'boolean', db: 'string', help: 'boolean' })
@@ -29,26 +26,12 @@ async function replay(argv: string[]): Promise<number> {
   const db = openLogFile(dbPathFrom(flags.db))
   const follow = flags.follow === true
 
-  let stopping = false
-  let wake: (() => void) | undefined
-  const stop = () => {
-    stopping = true
-    wake?.()
-  }
-  process.on('SIGINT', stop)
-  process.on('SIGTERM', stop)
+  const interrupted = new AbortController()
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => interrupted.abort(signal))
 
   const out = Bun.stdout.writer({ highWaterMark: 1 << 20 })
   try {
-    await copyLog(db, out, after, follow, () => stopping, (ms) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms)
-        wake = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      }),
-    )
+    await copyLog(db, out, after, follow, interrupted.signal)
     await out.flush()
   } catch (error) {
     // The reader went away (`replay | head`): that is the end of the job, not a failure.
@@ -57,31 +40,41 @@ async function replay(argv: string[]): Promise<number> {
   } finally {
     db.close()
   }
+  // Following ends with a signal by design; a plain replay cut short says so in its exit status.
+  if (interrupted.signal.aborted && !follow) return interrupted.signal.reason === 'SIGINT' ? 130 : 143
   return 0
 }
 
-async function copyLog(
-  db: Database,
-  out: Bun.FileSink,
-  after: number,
-  follow: boolean,
-  stopping: () => boolean,
-  sleep: (ms: number) => Promise<void>,
-): Promise<void> {
-  const page = db.query<Row, [number, number]>('SELECT seq, type, at, data, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
+/** Copies pages of lines after `after` to `out`; with `follow`, polls for more until `stop` aborts. */
+async function copyLog(db: Database, out: Bun.FileSink, after: number, follow: boolean, stop: AbortSignal): Promise<void> {
+  const page = db.query<Line, [number, number]>(PAGE_SQL)
   let cursor = after
-  while (!stopping()) {
+  while (!stop.aborted) {
     // Each page is its own read transaction: a broker committing meanwhile is neither blocked nor torn.
-    const rows = page.values(cursor, PAGE_ROWS) as Row[]
+    const rows = page.values(cursor, PAGE_ROWS) as Line[]
     if (rows.length > 0) {
-      out.write(formatPage(rows))
+      let text = ''
+      for (const [, line] of rows) text += `${line}\n`
+      out.write(text)
       cursor = rows[rows.length - 1]![0]
       await out.flush()
     }
     if (rows.length === PAGE_ROWS) continue
     if (!follow) return
-    await sleep(POLL_MS)
+    await pause(POLL_MS, stop)
   }
 }
+
+/** Waits `ms`, or less if `stop` aborts; leaves no listener behind (a follow runs for days). */
+const pause = (ms: number, stop: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      stop.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    stop.addEventListener('abort', done)
+  })
 
 if (import.meta.main) await runCli('replay', () => replay(Bun.argv.slice(2)))
