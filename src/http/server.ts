@@ -28,7 +28,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     rules: { maxMessageBytes: config.maxMessageBytes },
     listening: (id) => hub?.isListening(id) ?? false,
   })
-  hub = createHub({ members: store.views.conversations.members, lastSeq: store.log.lastSeq })
+  hub = createHub({ members: store.views.conversations.memberIds, lastSeq: store.log.lastSeq })
   store.log.onCommit(hub.dispatch)
   const admin = loadAdminToken(config.dbPath, config.adminToken)
   const shutdown = new AbortController()

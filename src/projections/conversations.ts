@@ -55,6 +55,10 @@ export function createConversations(db: Database) {
   const members = db.query<{ partner_id: string }, [string]>(
     'SELECT partner_id FROM participants WHERE conversation_id = ? AND left_at IS NULL ORDER BY joined_at, partner_id',
   )
+  // Unordered: the hot paths (talk's recipients, wake-ups) need the set, and the ORDER BY's sort cost more than the rest of a talk's reads.
+  const memberIds = db.query<{ partner_id: string }, [string]>(
+    'SELECT partner_id FROM participants WHERE conversation_id = ? AND left_at IS NULL',
+  )
   const isMember = db.query<{ one: number }, [string, string]>(
     'SELECT 1 AS one FROM participants WHERE conversation_id = ? AND partner_id = ? AND left_at IS NULL',
   )
@@ -107,6 +111,8 @@ export function createConversations(db: Database) {
     get: (id: string): ConversationRow | null => one.get(id),
     /** Current (not departed) members, in joining order. */
     members: (id: string): string[] => members.all(id).map((r) => r.partner_id),
+    /** Current members in no particular order: the cheap lookup for talk and wake-ups. */
+    memberIds: (id: string): string[] => memberIds.all(id).map((r) => r.partner_id),
     isMember: (id: string, partnerId: string): boolean => isMember.get(id, partnerId) !== null,
     membersWithNames: (id: string) => membersWithNames.all(id),
     /** The direct conversation between two partners, found by its members, never by parsing an id. */

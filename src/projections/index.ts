@@ -48,7 +48,7 @@ export function decisionView(views: Views, lastSeq: () => number): DecisionView 
     },
     conversation: (id) => views.conversations.get(id),
     isMember: (conversationId, partnerId) => views.conversations.isMember(conversationId, partnerId),
-    members: (conversationId) => views.conversations.members(conversationId),
+    members: (conversationId) => views.conversations.memberIds(conversationId),
     directBetween: (a, b) => views.conversations.directBetween(a, b),
     messageByKey: (fromId, key) => views.messages.byIdempotencyKey(fromId, key),
     ackable: (partnerId, cursor, conversationId) => views.messages.ackable(partnerId, cursor, conversationId),
