@@ -4,6 +4,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { auditFile } from '../../src/cli/audit-core.ts'
 import { chainHash, type EventRow, GENESIS_HASH, MIGRATIONS, migrate, migrateLog, openEventLog } from '../../src/events/log.ts'
 import type { DuoEvent, Envelope } from '../../src/events/schema.ts'
 import * as conversations from '../../src/projections/conversations.ts'
@@ -173,6 +174,27 @@ describe('a log file', () => {
     expect(second.log.readAfter(0, 10).map((e) => e.seq)).toEqual([1, 2])
     expect(second.views.partners.all().map((p) => p.id)).toEqual(['alice', 'bob'])
     await second.close()
+  })
+
+  test('several processes opening a new file at once all succeed, migrate it once, and append one chain', async () => {
+    const path = join(dir, 'crowd.db')
+    const opener = `import { openStore } from './src/store.ts'
+      const store = openStore({ path: ${JSON.stringify(path)} })
+      await store.commands.execute({ kind: 'register', partnerId: 'p' + process.pid })
+      await store.close()`
+    const procs = Array.from({ length: 4 }, () =>
+      Bun.spawn([process.execPath, '-e', opener], { cwd: join(import.meta.dir, '../..'), stderr: 'pipe', stdout: 'ignore' }),
+    )
+    const codes = await Promise.all(procs.map((p) => p.exited))
+    const errors = await Promise.all(procs.map((p) => new Response(p.stderr).text()))
+    expect(errors.filter((e) => e !== '')).toEqual([])
+    expect(codes).toEqual([0, 0, 0, 0])
+    const store = openStore({ path })
+    expect(store.log.lastSeq()).toBe(4)
+    expect(store.db.query('SELECT version FROM duo_schema WHERE part = ?').get('log')).toEqual({ version: MIGRATIONS.length })
+    await store.close()
+    // Each writer continued the others' chain, and its views stayed in step.
+    expect((await auditFile(path)).ok).toBe(true)
   })
 
   test('migrate runs only the steps a part has not had, and refuses a newer database', () => {
