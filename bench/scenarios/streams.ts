@@ -62,6 +62,7 @@ export const fanoutSse: Scenario = async (ctx) => {
     const allReceived: number[] = []
     const each: number[] = []
     const receivers = STREAMS - GROUPS
+    let cpu = broker.cpu()
     for (let r = 0; r < rounds; r++) {
       const { t0, seqs } = await round(countdown, receivers, () =>
         Promise.all(
@@ -84,6 +85,7 @@ export const fanoutSse: Scenario = async (ctx) => {
       })
       if (got === receivers) allReceived.push(last)
     }
+    cpu = broker.cpu() - cpu
     for (const c of connections) c.close()
     out.duplicated += receipts.reduce((d, r) => d + r.duplicated, 0)
     const all = stats(allReceived)
@@ -91,6 +93,7 @@ export const fanoutSse: Scenario = async (ctx) => {
       { metric: `groups: all ${receivers} received p50`, value: all.p50, unit: 'ms' },
       { metric: `groups: all ${receivers} received p99`, value: all.p99, unit: 'ms', target: { op: '<=', value: 100 } },
       { metric: 'groups: each listener p50', value: stats(each).p50, unit: 'ms' },
+      { metric: 'groups: broker CPU per round', value: (cpu / rounds) * 1000, unit: 'ms' },
     )
 
     // 2. The operator's stream: 1,000 clients of /events/stream, one talk, every client gets it.
@@ -99,6 +102,7 @@ export const fanoutSse: Scenario = async (ctx) => {
     const opsReceipts = ids.map(() => new Receipts(() => countdown.hit()))
     connections = await openAll(broker.url, ids.map(() => `/events/stream?after=${lastSeq}`), OPERATOR, opsReceipts)
     const opsAll: number[] = []
+    cpu = broker.cpu()
     for (let r = 0; r < rounds; r++) {
       const { t0, seqs } = await round(countdown, STREAMS, async () => {
         const reply = await post(`${broker.url}/talk`, { fromId: 'ops-speaker', to: 'ops-peer', content: `ops ${r}` })
@@ -109,11 +113,13 @@ export const fanoutSse: Scenario = async (ctx) => {
       out.lost += times.filter((t) => t === undefined).length
       if (times.every((t) => t !== undefined)) opsAll.push(Math.max(...(times as number[])) - t0)
     }
+    cpu = broker.cpu() - cpu
     out.duplicated += opsReceipts.reduce((d, r) => d + r.duplicated, 0)
     const ops = stats(opsAll)
     out.figures.push(
       { metric: `/events/stream: all ${STREAMS} received p50`, value: ops.p50, unit: 'ms' },
       { metric: `/events/stream: all ${STREAMS} received p99`, value: ops.p99, unit: 'ms', target: { op: '<=', value: 100 } },
+      { metric: '/events/stream: broker CPU per round', value: (cpu / rounds) * 1000, unit: 'ms' },
     )
     out.notes.push(
       `groups cap at 100 members, so: ${STREAMS} partner streams in ${GROUPS} groups of ${size}; per round each group's first member talks (${GROUPS} talks at once) and the other ${receivers} receive`,

@@ -37,6 +37,8 @@ export type SseSource = {
   wait(signal: AbortSignal, timeoutMs: number): Promise<Wake | null>
   /** Frames of the woken events this stream shows. */
   framesOf(wake: Wake): Framed[]
+  /** The log's last committed seq: when it has not moved since a pull found nothing more, the next pull skips the read. */
+  head?: () => number
 }
 
 const PAGE = 256
@@ -49,6 +51,10 @@ const PAGE = 256
  */
 export function sseResponse(after: number, signal: AbortSignal, source: SseSource, keepAliveMs: number, onClose: () => void): Response {
   let cursor = after
+  // The head up to which this stream has seen everything it can see: a read that came back short, or a wake-up
+  // (the hub hands a waiter every event of the batch it can see). A thousand streams woken by one commit then
+  // park again without a thousand empty reads.
+  let seenUpTo = -1
   let closed = false
   const close = () => {
     if (closed) return
@@ -62,11 +68,15 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
       },
       async pull(controller) {
         while (!signal.aborted) {
-          const page = source.read(cursor, PAGE)
-          if (page.length > 0) {
-            for (const f of page) controller.enqueue(f.bytes)
-            cursor = page[page.length - 1]!.seq
-            return
+          const head = source.head?.()
+          if (head === undefined || head !== seenUpTo) {
+            const page = source.read(cursor, PAGE)
+            seenUpTo = head !== undefined && page.length < PAGE ? head : -1
+            if (page.length > 0) {
+              for (const f of page) controller.enqueue(f.bytes)
+              cursor = page[page.length - 1]!.seq
+              return
+            }
           }
           const wake = await source.wait(signal, keepAliveMs)
           if (signal.aborted) break
@@ -75,6 +85,7 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
             return
           }
           const fresh = source.framesOf(wake).filter((f) => f.seq > cursor)
+          if (source.head) seenUpTo = wake.lastSeq
           if (fresh.length > 0) {
             for (const f of fresh) controller.enqueue(f.bytes)
             cursor = fresh[fresh.length - 1]!.seq

@@ -44,6 +44,7 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
             read: (from, limit) => log.readAfter(from, limit).map((e) => ({ seq: e.seq, bytes: eventFrame(e) })),
             wait: (signal, ms) => hub.wait(null, undefined, signal, ms),
             framesOf: (wake) => wake.events.map((e) => ({ seq: e.seq, bytes: eventFrame(e) })),
+            head: log.lastSeq,
           },
           config.keepAliveMs,
           () => {},

@@ -160,6 +160,7 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
             },
             framesOf: (wake) =>
               wake.events.flatMap((e) => (e.type === 'MessageSent' ? [{ seq: e.seq, bytes: messageFrame(e) }] : [])),
+            head: log.lastSeq,
           },
           config.keepAliveMs,
           release,
