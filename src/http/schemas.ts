@@ -2,11 +2,17 @@
 import { z } from 'zod'
 import { ConversationId, EVENT_TYPES, PartnerId, StatusMessage } from '../events/schema.ts'
 
-const Cursor = z.coerce
-  .number({ error: 'a cursor is a whole number (the seq of the last event seen)' })
-  .int('a cursor is a whole number')
-  .min(0, 'a cursor is 0 or more')
-  .max(Number.MAX_SAFE_INTEGER)
+const NOT_A_CURSOR = 'a cursor is a whole number (the seq of the last event seen)'
+// A JSON number or a string of digits: z.coerce alone also took "", " ", "0x10", true and [] for cursors.
+const Cursor = z
+  .union([z.number(), z.string().regex(/^\d{1,20}$/, NOT_A_CURSOR)], { error: NOT_A_CURSOR })
+  .pipe(
+    z.coerce
+      .number<string | number>()
+      .int('a cursor is a whole number')
+      .min(0, 'a cursor is 0 or more')
+      .max(Number.MAX_SAFE_INTEGER, 'a cursor is at most 2^53 - 1'),
+  )
 
 export const PartnerParams = z.object({ id: PartnerId })
 export const ConversationParams = z.object({ id: ConversationId })
