@@ -40,15 +40,17 @@ export function buildApp(deps: BrokerDeps) {
     )
     .onRequest(({ request }) => {
       if (deps.shutdown.aborted) return Response.json({ error: 'the broker is shutting down' }, { status: 503 })
-      // Declared sizes are refused here unread; a chunked body is cut at the limit by the parser below.
+      // Declared sizes are refused here unread; a chunked body is cut at the limit by the parser below. The
+      // unread body would leave the connection unusable and hold a graceful stop open: close it.
       if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)
-        return Response.json({ error: tooLargeMessage(deps.config.maxBodyBytes) }, { status: 413 })
+        return Response.json({ error: tooLargeMessage(deps.config.maxBodyBytes) }, { status: 413, headers: { connection: 'close' } })
       if (deps.config.auth === 'open' && !deps.config.allowOpenNetwork) {
         const refusal = browserRefusal(request.headers)
         if (refusal) return Response.json({ error: refusal }, { status: 403 })
       }
     })
-    .onParse({ as: 'global' }, jsonBodyParser(deps.config.maxBodyBytes))
+    // 'json' is never reached (the parser before it always answers); it tells the OpenAPI document that bodies are JSON.
+    .onParse({ as: 'global' }, [jsonBodyParser(deps.config.maxBodyBytes), 'json' as never])
     .onError(({ code, error, request }) => {
       switch (code) {
         case 'VALIDATION':

@@ -16,6 +16,8 @@ export type RunningBroker = {
   stop(): Promise<void>
 }
 
+const STOP_GRACE_MS = 3000
+
 const randomSuffix = () => Math.random().toString(36).slice(2, 8)
 
 export async function startBroker(config: BrokerConfig, now: () => Date = () => new Date()): Promise<RunningBroker> {
@@ -62,7 +64,11 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     async stop() {
       // Parked long-polls answer and streams end now, so stopping never waits out a client's `wait`.
       shutdown.abort()
+      // A client that never finishes sending its request would hold a graceful stop open until the idle
+      // timeout: in-flight requests get a few seconds, then what is left is closed.
+      const force = setTimeout(() => void server.stop(true), STOP_GRACE_MS)
       await server.stop(false)
+      clearTimeout(force)
       await store.close()
     },
   }
