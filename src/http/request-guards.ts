@@ -54,7 +54,10 @@ async function readAtMost(body: ReadableStream<Uint8Array>, limit: number): Prom
 export function jsonBodyParser(maxBytes: number) {
   return async function parseJsonBody({ request }: { request: Request }): Promise<unknown> {
     if (request.body === null) return null
-    const bytes = await readAtMost(request.body, maxBytes)
+    // A declared length was held to the limit in onRequest, so such a body is read whole, natively: the
+    // stream reader costs about 10 µs more CPU a request. Chunked bodies (no length, or both) are counted as they come.
+    const declared = request.headers.get('content-length') !== null && request.headers.get('transfer-encoding') === null
+    const bytes = declared ? new Uint8Array(await request.arrayBuffer()) : await readAtMost(request.body, maxBytes)
     if (bytes.byteLength === 0) return null
     const contentType = request.headers.get('content-type') ?? ''
     if (!JSON_MEDIA_TYPE.test(contentType.split(';')[0]!.trim()))
