@@ -1,6 +1,7 @@
 // Hostile input against a real token-mode broker: limits, malformed bodies, path and header tricks — each a JSON 4xx that changes nothing.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
+import { connect } from 'node:net'
 import { configFromEnv } from '../../src/http/config.ts'
 import { expectRefusal, rawRequest, type SecureBroker, startSecureBroker } from './secure-harness.ts'
 
@@ -95,6 +96,13 @@ describe('hostile input', () => {
         })
         expectRefusal(proto, 400)
       })
+    })
+
+    test('the OpenAPI document still describes each body as JSON with its schema', async () => {
+      const docs = await broker.call('GET', '/docs/json')
+      for (const path of ['/talk', '/register', '/listen/{id}/ack', '/conversations'])
+        expect(Object.keys(docs.body.paths[path].post.requestBody.content)).toEqual(['application/json'])
+      expect(docs.body.paths['/talk'].post.requestBody.content['application/json'].schema.required).toContain('fromId')
     })
 
     test('wrong types and missing fields are 400 naming the field', async () => {
@@ -254,6 +262,16 @@ describe('hostile input', () => {
       })
     })
 
+    test('a cursor is a JSON number or a string of digits, nothing z.coerce would bend into one', async () => {
+      await unchanged(async () => {
+        for (const after of ['%20', '', '0x10', '1e2', '+1', '1.0'])
+          expectRefusal(await broker.call('GET', `/listen/alice?after=${after}&wait=0`, { token: alice }), 400)
+        for (const cursor of [true, false, [], [1], '', ' ', '0x1', null, { n: 1 }])
+          expectRefusal(await broker.call('POST', '/listen/alice/ack', { token: alice, body: { cursor } }), 400)
+      })
+      expect((await broker.call('POST', '/listen/alice/ack', { token: alice, body: { cursor: '1' } })).status).toBe(200)
+    })
+
     test('duplicate headers: two tokens are no token (401), two content types are not JSON (400)', async () => {
       await unchanged(async () => {
         const twoTokens = await rawRequest(
@@ -287,6 +305,23 @@ describe('hostile input', () => {
       for (const [method, path] of [['DELETE', '/talk'], ['PUT', '/register'], ['PATCH', '/partners/alice/status'], ['GET', '/admin'], ['OPTIONS', '/talk']] as const)
         expectRefusal(await broker.call(method, path, { token: alice }), 404)
     })
+  })
+
+  test('a refused oversized body closes its connection, and a client stuck mid-request cannot hold a stop open', async () => {
+    const other = await startSecureBroker()
+    const refused = await rawRequest(
+      other.port,
+      `POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${2 * MiB}\r\n\r\n{"partnerId":`,
+    )
+    expect(refused.status).toBe(413)
+    expect(refused.head.toLowerCase()).toContain('connection: close')
+    const stuck = connect(other.port, '127.0.0.1', () => stuck.write('POST /talk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"a"'))
+    stuck.on('error', () => {})
+    await Bun.sleep(100)
+    const started = Date.now()
+    await other.close()
+    expect(Date.now() - started).toBeLessThan(6000)
+    stuck.destroy()
   })
 
   test('nothing a client sent created a file: the broker directory holds what it held', () => {
