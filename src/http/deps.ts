@@ -49,8 +49,9 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
         if (actor.kind === 'invalid') return { reason: 'token_invalid' }
         if (actor.kind !== 'partner' || actor.id !== partnerId) return { reason: 'acting_for_another', partnerId }
       }
-      // Only known ids: in open mode anyone may name any id, and the map must not grow with them.
-      if (store.views.partners.get(partnerId)) activity.set(partnerId, now().getTime())
+      // Only known ids: in open mode anyone may name any id, and the map must not grow with them. Partners are
+      // never removed, so an id already in the map needs no read (a read outside a transaction costs ~7 µs).
+      if (activity.has(partnerId) || store.views.partners.get(partnerId)) activity.set(partnerId, now().getTime())
       return null
     },
     /** Reading shared lists (/partners): any valid partner or the operator, or anyone in open mode. */
