@@ -181,6 +181,22 @@ describe('audit of a tampered log', () => {
   })
 })
 
+describe('audit of a view table rebuilt without its key', () => {
+  test('a duplicated row is reported by the row counts', async () => {
+    const path = freshLog(200)
+    tamper(
+      path,
+      'CREATE TABLE partners_copy AS SELECT * FROM partners',
+      'DROP TABLE partners',
+      'ALTER TABLE partners_copy RENAME TO partners',
+      "INSERT INTO partners SELECT * FROM partners WHERE id = 'agent-1'",
+    )
+    const report = await auditFile(path)
+    expect(report.ok).toBe(false)
+    expect(report.differences).toEqual([expect.objectContaining({ table: 'partners', note: '41 rows stored but 40 rebuilt (duplicate rows)' })])
+  })
+})
+
 describe('audit arguments', () => {
   test('a missing file or an unknown flag: one line, exit 2, no file created', () => {
     const missing = join(dir, 'nope.db')
