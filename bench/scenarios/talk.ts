@@ -1,6 +1,8 @@
 // The floor and talk: the same requests against a bare Bun.serve and against the broker, sequential and 32 at once.
 import { blank, type Scenario } from '../context.ts'
 import { get, OPERATOR, post, registerAll, stats } from '../client.ts'
+import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
 import { spawnFloor } from '../procs.ts'
 
 const SENDERS = 32
@@ -83,6 +85,24 @@ export async function checkStored(base: string, after: number, loads: Load[]): P
 
 const rps = (load: Load) => load.ok / load.seconds
 
+/** The disk's own floor for a durable commit: appending 4 KiB to a file and fdatasync-ing it, as a WAL commit does. */
+function syncLatencies(dir: string, count: number): number[] {
+  const fd = openSync(join(dir, 'fsync-probe'), 'w')
+  const page = new Uint8Array(4096).fill(7)
+  const times: number[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      writeSync(fd, page)
+      const t0 = performance.now()
+      fdatasyncSync(fd)
+      times.push(performance.now() - t0)
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return times
+}
+
 export const floor: Scenario = async (ctx) => {
   const out = blank('floor')
   const server = await spawnFloor()
@@ -102,8 +122,16 @@ export const floor: Scenario = async (ctx) => {
       { metric: `concurrent ${SENDERS} p99`, value: c.p99, unit: 'ms' },
       { metric: 'server CPU per request', value: (cpu / conc.ok) * 1e6, unit: 'µs' },
     )
+    const sync = stats(syncLatencies(ctx.tmp, ctx.quick ? 200 : 1000))
+    out.figures.push(
+      { metric: 'disk: 4 KiB append + fdatasync p50', value: sync.p50, unit: 'ms' },
+      { metric: 'disk: 4 KiB append + fdatasync p99', value: sync.p99, unit: 'ms' },
+    )
     out.errors = seq.errors + conc.errors
-    out.notes.push('bare Bun.serve in its own process: parses the talk body, answers JSON; same client, same machine')
+    out.notes.push(
+      'bare Bun.serve in its own process: parses the talk body, answers JSON; same client, same machine',
+      'the fdatasync figures are the least a durable commit can take here, before any broker work',
+    )
   } finally {
     await server.stop()
   }
