@@ -97,6 +97,40 @@ describe('register', () => {
   })
 })
 
+describe('register in token mode (the presented token checked by the rules too)', () => {
+  test('re-registers with the token the id holds', async () => {
+    const { when } = await given([registered('alice', HASH_A)])
+    expect(when({ kind: 'register', partnerId: 'alice', presentedTokenHash: HASH_A, newTokenHash: HASH_B })).toMatchObject({
+      ok: true,
+      value: { tokenIssued: false },
+    })
+  })
+
+  test('refuses an id that holds a token when none is presented', async () => {
+    const { when } = await given([registered('alice', HASH_A)])
+    expect(when({ kind: 'register', partnerId: 'alice', presentedTokenHash: null, newTokenHash: HASH_B })).toEqual({
+      ok: false,
+      rejection: { reason: 'token_required', partnerId: 'alice' },
+    })
+  })
+
+  test("refuses another partner's token", async () => {
+    const { when } = await given([registered('alice', HASH_A)])
+    expect(when({ kind: 'register', partnerId: 'alice', presentedTokenHash: HASH_B, newTokenHash: HASH_B })).toEqual({
+      ok: false,
+      rejection: { reason: 'acting_for_another', partnerId: 'alice' },
+    })
+  })
+
+  test('a new id needs no token to present', async () => {
+    const { when } = await given([])
+    expect(when({ kind: 'register', partnerId: 'alice', presentedTokenHash: null, newTokenHash: HASH_A })).toMatchObject({
+      ok: true,
+      value: { tokenIssued: true },
+    })
+  })
+})
+
 describe('unregister', () => {
   test('takes an online partner offline', async () => {
     const { when } = await given([registered('alice')])
