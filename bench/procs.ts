@@ -20,6 +20,13 @@ export type Child = {
 
 const running = new Set<Subprocess>()
 
+/** Registers a child so that killAll ends it too; returns it. */
+export function track<T extends Subprocess>(proc: T): T {
+  running.add(proc)
+  void proc.exited.then(() => running.delete(proc))
+  return proc
+}
+
 /** Kills every child still running (on exit, on SIGINT, after a failed scenario). */
 export function killAll(): void {
   for (const child of running) child.kill('SIGKILL')
