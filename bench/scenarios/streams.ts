@@ -139,7 +139,8 @@ export const idle: Scenario = async (ctx) => {
   try {
     const ids = Array.from({ length: STREAMS }, (_, i) => `idle${i}`)
     await registerAll(broker.url, ids)
-    await Bun.sleep(1000)
+    // Long enough for the garbage of 1,000 registrations to be collected, or "before" is inflated by it.
+    await Bun.sleep(3000)
     const before = broker.rss()
     const receipts = ids.map(() => new Receipts())
     connections = await openAll(broker.url, ids.map((id) => `/listen/${id}/stream`), {}, receipts)
