@@ -28,6 +28,15 @@ export type TalkReply = { success: true; conversationId: string; messageId: numb
 
 export type Message = { id: number; seq: number; conversation_id: string; from_id: string; content: string; created_at: string }
 
+/** The parsed JSON of a reply body, or its raw text when it is not JSON. */
+export function parseOrText(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
 export function tempDir(prefix = 'duo-http-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
@@ -50,14 +59,7 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Pr
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     })
-    const text = await response.text()
-    let parsed: unknown = text
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      // not JSON: the raw text is the body
-    }
-    return { status: response.status, body: parsed as any, headers: response.headers }
+    return { status: response.status, body: parseOrText(await response.text()) as any, headers: response.headers }
   }
   const test: TestBroker = {
     ...broker,

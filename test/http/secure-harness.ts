@@ -1,11 +1,9 @@
 // A real token-mode broker on loopback for the access and hostile-input tests, plus a raw-socket caller.
 import { expect } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { type BrokerConfig, configFromEnv } from '../../src/http/config.ts'
-import { type RunningBroker, startBroker } from '../../src/http/server.ts'
+import type { BrokerConfig } from '../../src/http/config.ts'
+import type { RunningBroker } from '../../src/http/server.ts'
+import { parseOrText, startTestBroker } from './helpers.ts'
 
 export type Answer = { status: number; body: any; text: string; type: string | null }
 
@@ -21,17 +19,7 @@ export type SecureBroker = RunningBroker & {
 }
 
 export async function startSecureBroker(overrides: Partial<BrokerConfig> = {}): Promise<SecureBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'duo-secure-'))
-  const dbPath = join(dir, 'duo.db')
-  const broker = await startBroker({
-    ...configFromEnv({}),
-    host: '127.0.0.1',
-    port: 0,
-    dbPath,
-    auth: 'token',
-    sync: 'normal',
-    ...overrides,
-  })
+  const broker = await startTestBroker({ auth: 'token', ...overrides })
   const call: SecureBroker['call'] = async (method, path, options = {}) => {
     const headers: Record<string, string> = { ...options.headers }
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
@@ -43,31 +31,16 @@ export async function startSecureBroker(overrides: Partial<BrokerConfig> = {}): 
     }
     const response = await fetch(broker.url + path, { method, headers, body, signal: AbortSignal.timeout(10_000) })
     const text = await response.text()
-    let parsed: unknown = text
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      // not JSON: keep the text
-    }
-    return { status: response.status, body: parsed, text, type: response.headers.get('content-type') }
+    return { status: response.status, body: parseOrText(text), text, type: response.headers.get('content-type') }
   }
   return {
     ...broker,
-    dir,
-    dbPath,
     call,
     async register(partnerId) {
       const answer = await call('POST', '/register', { body: { partnerId } })
       if (answer.status !== 200 || typeof answer.body.token !== 'string')
         throw new Error(`register ${partnerId}: ${answer.status} ${answer.text}`)
       return answer.body.token
-    },
-    async lastSeq() {
-      return (await call('GET', '/health')).body.last_seq
-    },
-    async close() {
-      await broker.stop()
-      rmSync(dir, { recursive: true, force: true })
     },
   }
 }
