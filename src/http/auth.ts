@@ -11,11 +11,10 @@ export const newToken = (prefix = 'duo_'): string =>
 
 export const hashToken = (token: string): string => new Bun.CryptoHasher('sha256').update(token).digest('hex')
 
-export function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(hashToken(a), 'hex')
-  const y = Buffer.from(hashToken(b), 'hex')
-  return timingSafeEqual(x, y)
-}
+/** Constant-time equality of two sha-256 hex digests (fixed length, so nothing leaks through lengths). */
+export const sameDigest = (a: string, b: string): boolean => timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'))
+
+export const sameSecret = (a: string, b: string): boolean => sameDigest(hashToken(a), hashToken(b))
 
 /** The bearer token of an `Authorization` header, or null. */
 export function bearer(header: string | null | undefined): string | null {
