@@ -2,31 +2,51 @@
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js'
 
+/** What to do once an answer reached the client (`sent`), or once it is known that it never will (`lost`). */
+export type DeliveryHandlers = { sent: () => void; lost?: () => void }
+
 /**
  * `listen` moves the cursor only after its answer left the process: the SDK sends nothing for a
  * cancelled request, so a cursor committed on return could skip messages the model never saw.
  */
 export class DeliveryTracker {
-  private readonly pending = new Map<RequestId, () => void>()
+  private readonly pending = new Map<RequestId, DeliveryHandlers>()
 
-  /** Calls `fn` after the response to `requestId` was sent; dropped if the request is aborted first. */
-  afterSent(requestId: RequestId, signal: AbortSignal, fn: () => void): void {
-    this.pending.set(requestId, fn)
-    signal.addEventListener('abort', () => this.pending.delete(requestId), { once: true })
+  /**
+   * Calls `sent` after the response to `requestId` was written; calls `lost` instead when the request
+   * is (or already was) aborted, or when writing the response failed. Exactly one of them runs, at most once.
+   */
+  afterSent(requestId: RequestId, signal: AbortSignal, handlers: DeliveryHandlers): void {
+    if (signal.aborted) {
+      handlers.lost?.()
+      return
+    }
+    this.pending.set(requestId, handlers)
+    signal.addEventListener('abort', () => this.settle(requestId)?.lost?.(), { once: true })
+  }
+
+  /** Takes the handlers of `requestId` out, so that neither runs twice. */
+  private settle(requestId: RequestId): DeliveryHandlers | undefined {
+    const handlers = this.pending.get(requestId)
+    this.pending.delete(requestId)
+    return handlers
   }
 
   wrap(inner: Transport): Transport {
-    const pending = this.pending
+    const isResponse = (message: JSONRPCMessage): message is JSONRPCMessage & { id: RequestId } =>
+      'id' in message && message.id !== undefined && ('result' in message || 'error' in message)
     const wrapped: Transport = {
       start: () => inner.start(),
       close: () => inner.close(),
-      async send(message: JSONRPCMessage, options?: TransportSendOptions) {
-        await inner.send(message, options)
-        if ('id' in message && message.id !== undefined && ('result' in message || 'error' in message)) {
-          const fn = pending.get(message.id)
-          pending.delete(message.id)
-          fn?.()
+      send: async (message: JSONRPCMessage, options?: TransportSendOptions) => {
+        try {
+          await inner.send(message, options)
+        } catch (error) {
+          // The answer never left: whoever waited for it must not stay waiting (listen's lock) nor commit.
+          if (isResponse(message)) this.settle(message.id)?.lost?.()
+          throw error
         }
+        if (isResponse(message)) this.settle(message.id)?.sent()
       },
       get sessionId() {
         return inner.sessionId

@@ -2,7 +2,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import type { RunningBroker } from '../../src/http/server.ts'
+import { startPartner } from '../../src/partner/start.ts'
 import {
   call,
   ChannelNotification,
@@ -160,6 +163,33 @@ describe('listen', () => {
     expect((await first).structuredContent).toMatchObject({ messages: [{ content: 'once' }] })
     const third = await call(a.client, 'listen', { timeout: 0 })
     expect(third.structuredContent).toMatchObject({ messages: [] })
+  })
+
+  test('an answer that could not be written releases listen and commits nothing', async () => {
+    const b = await partner(unique('writer'))
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+    // The first listen answer fails to go out, as a broken stdout pipe would.
+    let failed = false
+    const send = serverSide.send.bind(serverSide)
+    serverSide.send = async (message, options) => {
+      if (!failed && 'result' in message && JSON.stringify(message.result).includes('cursorReset')) {
+        failed = true
+        throw new Error('EPIPE: broken pipe')
+      }
+      return send(message, options)
+    }
+    const config = partnerConfig(tempProject(unique('broken-pipe')), broker.url)
+    const running = await startPartner({ config, transport: serverSide, backoffMs: { min: 50, max: 300 } })
+    const client = new Client({ name: 'test', version: '0.0.0' })
+    await client.connect(clientSide)
+    open.push({ client, running, close: async () => (await client.close(), await running.stop()) })
+    await call(b.client, 'talk', { message: 'say it again', to: running.partner.id })
+    const lost = call(client, 'listen', {}, 1000).catch((error: Error) => error)
+    await waitFor('the failed write', () => failed)
+    const next = await call(client, 'listen', {})
+    expect(textOf(next)).not.toContain('already waiting')
+    expect(next.structuredContent).toMatchObject({ messages: [{ content: 'say it again' }] })
+    expect(await lost).toBeInstanceOf(Error)
   })
 
   test('a filtered listen, then an unfiltered one, hands over every message exactly once', async () => {

@@ -50,8 +50,9 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
   const { partner, deliveries } = ctx
   const maxS = partner.config.listenMaxS
   // One reader at a time: two listens at once would both hand over the same messages.
-  // Released only once the answer's cursor is committed, or the call was dropped.
-  let busy = false
+  // Released once the answer's cursor is committed, or once the answer is known lost (call
+  // cancelled, or writing the answer failed): never left set, or every later listen is refused.
+  let busy: object | undefined
 
   server.registerTool(
     'listen',
@@ -68,18 +69,23 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
       if (busy) {
         return errorResult('Another listen call is already waiting for messages. Use its answer instead of listening twice at once.')
       }
-      busy = true
+      const mine = {}
+      busy = mine
+      // Only this call's own lock: a cancelled call finishing late must not unlock the next one.
       const release = () => {
-        busy = false
+        if (busy === mine) busy = undefined
       }
       extra.signal.addEventListener('abort', release, { once: true })
       let handedOver = false
       try {
         return await listen(args, extra, (commit) => {
           handedOver = true
-          deliveries.afterSent(extra.requestId, extra.signal, () => {
-            commit()
-            release()
+          deliveries.afterSent(extra.requestId, extra.signal, {
+            sent: () => {
+              commit()
+              release()
+            },
+            lost: release,
           })
         })
       } finally {
