@@ -403,6 +403,50 @@ describe('talk retries', () => {
   })
 })
 
+describe('talk retried by the model', () => {
+  test('a talk the client gave up on, called again with the same arguments, is stored once; a later identical talk is new', async () => {
+    let reached = false
+    let release: (() => void) | undefined
+    // The first /talk reaches the broker, then its answer is held until the client has given up on the call.
+    const slow: typeof fetch = Object.assign(
+      async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+        const response = await fetch(input, init)
+        if (String(input).endsWith('/talk') && !reached) {
+          reached = true
+          await new Promise<void>((resolve) => {
+            release = resolve
+          })
+        }
+        return response
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const b = await partner(unique('recipient'))
+    const a = await connectPartner(partnerConfig(tempProject(unique('impatient')), broker.url), { fetch: slow })
+    open.push(a)
+    const args = { message: 'only once, please', to: b.running.partner.id }
+    const messages = async () =>
+      ((await call(b.client, 'history', { conversation: a.running.partner.id })).structuredContent as { messages: unknown[] }).messages
+
+    const cut = new AbortController()
+    const first = a.client.callTool({ name: 'talk', arguments: args }, undefined, { signal: cut.signal }).catch((e: Error) => e)
+    await waitFor('the first send to reach the broker', () => reached)
+    cut.abort('the client cut the call')
+    expect(await first).toBeInstanceOf(Error)
+
+    const retry = await call(a.client, 'talk', args)
+    expect(retry.isError).toBeFalsy()
+    expect(retry.structuredContent).toMatchObject({ duplicate: true })
+    release?.()
+    expect(await messages()).toHaveLength(1)
+
+    // The retry's answer reached the model: sending the same text again is deliberate, and a new message.
+    const again = await call(a.client, 'talk', args)
+    expect(again.structuredContent).toMatchObject({ duplicate: false })
+    expect(await messages()).toHaveLength(2)
+  })
+})
+
 describe('broker unreachable', () => {
   test('every tool answers with an error result that says how to start the broker', async () => {
     const dead = 'http://127.0.0.1:9' // discard port: nothing listens there

@@ -1,9 +1,10 @@
-// The partner's pure pieces: id derivation, listen position, the CLAUDE.md section, the SSE reader.
+// The partner's pure pieces: id derivation, listen position, the CLAUDE.md section, the SSE reader, talk's retry keys.
 import { describe, expect, test } from 'bun:test'
 import { END_MARKER, renderUnreadSection, replaceSection, START_MARKER } from '../../src/partner/claude-md.ts'
 import { ConfigError, loadPartnerConfig, partnerIdFromDirectory } from '../../src/partner/config.ts'
 import { advance, isDelivered, resumeAfter, START, Unread } from '../../src/partner/inbox.ts'
 import { readSse } from '../../src/partner/sse.ts'
+import { PendingSends } from '../../src/partner/tools/talk.ts'
 
 const message = (seq: number, conversation_id = 'direct_a_b', content = `m${seq}`) => ({
   id: seq,
@@ -103,5 +104,31 @@ describe('the SSE reader', () => {
       { id: '3', event: 'message', data: '{"a":\n1}' },
       { id: '4', event: 'message', data: 'x' },
     ])
+  })
+})
+
+describe('pending sends (talk retries)', () => {
+  test('a send not known delivered lends its key to the same text to the same target, until it expires', () => {
+    let now = 0
+    const pending = new PendingSends(10_000, () => now)
+    const first = pending.claim('to:bob', 'hello')
+    expect(pending.claim('to:bob', 'hello').key).toBe(first.key)
+    expect(pending.claim('to:carol', 'hello').key).not.toBe(first.key)
+    expect(pending.claim('to:bob', 'hello!').key).not.toBe(first.key)
+    now = 9_000
+    expect(pending.claim('to:bob', 'hello').key).toBe(first.key)
+    now = 20_000
+    expect(pending.claim('to:bob', 'hello').key).not.toBe(first.key)
+    expect(pending.size).toBe(1)
+  })
+
+  test('a delivered answer frees the key: the same text again is a new message', () => {
+    const pending = new PendingSends()
+    const first = pending.claim('conversation:group_x', 'done')
+    first.delivered()
+    const second = pending.claim('conversation:group_x', 'done')
+    expect(second.key).not.toBe(first.key)
+    first.delivered() // late and stale: leaves the newer send alone
+    expect(pending.claim('conversation:group_x', 'done').key).toBe(second.key)
   })
 })

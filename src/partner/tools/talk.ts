@@ -1,5 +1,5 @@
 // The `talk` tool: sends one message, exactly once, to a partner or into a conversation.
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { z } from 'zod'
 import { ConversationId, PartnerId } from '../../events/schema.ts'
@@ -23,8 +23,55 @@ const TalkOut = z.object({
   duplicate: z.boolean().describe('True when this was a retry the broker had already stored: nothing was sent twice'),
 })
 
+/**
+ * Idempotency keys of sends whose answer the model may not have seen, by (target, content).
+ *
+ * MCP clients never resend a request: when Claude Code cuts a long call (or the answer is lost),
+ * the model calls `talk` again with the same arguments, which is a new request. To make that retry
+ * the same message for the broker, a send keeps its key here from its start until its answer was
+ * written to the client; a call that was cancelled, failed or whose answer could not be written
+ * leaves it for `ttlMs`, so the retry reuses it and the broker stores the message once (answering
+ * `duplicate`). A send whose answer did reach the model frees the key: sending the same text again
+ * later is then deliberate and a new message.
+ *
+ * Preferred to a deterministic key of (partner, target, content, time bucket): that one would also
+ * swallow a deliberate repeat ("ok", "done") within the bucket, and would still split a retry that
+ * straddles a bucket boundary. The cost here: two identical sends running at the same moment are
+ * stored once, and a partner restarted between a cut call and its retry no longer recognises it.
+ */
+export class PendingSends {
+  private readonly entries = new Map<string, { key: string; expires: number }>()
+
+  constructor(
+    private readonly ttlMs = 10 * 60_000,
+    private readonly now = () => Date.now(),
+  ) {}
+
+  /** The key for sending `content` to `target`: that of an earlier send the model may not have seen answered, else a new one. */
+  claim(target: string, content: string): { key: string; delivered(): void } {
+    const now = this.now()
+    for (const [slot, entry] of this.entries) if (entry.expires <= now) this.entries.delete(slot)
+    const slot = createHash('sha256').update(target).update('\0').update(content).digest('base64url')
+    const entry = this.entries.get(slot) ?? { key: randomUUID(), expires: 0 }
+    entry.expires = now + this.ttlMs
+    this.entries.set(slot, entry)
+    return {
+      key: entry.key,
+      // Its answer reached the model: a later identical send is a new message.
+      delivered: () => {
+        if (this.entries.get(slot)?.key === entry.key) this.entries.delete(slot)
+      },
+    }
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+}
+
 export function registerTalk(server: McpServer, ctx: ToolContext): void {
-  const { partner } = ctx
+  const { partner, deliveries } = ctx
+  const pending = new PendingSends()
   server.registerTool(
     'talk',
     {
@@ -33,13 +80,12 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
         'Send a message to another Claude Code partner (`to`, which opens your direct conversation with them on first use) ' +
         'or into a conversation (`conversation`). ' +
         'With neither, it goes to the only other partner if there is exactly one. ' +
-        'The recipient reads it with listen (or sees it pushed); to wait for an answer, call listen afterwards.',
+        'The recipient reads it with listen (or sees it pushed); to wait for an answer, call listen afterwards. ' +
+        'If a talk call was cut off or failed, calling it again with the same arguments does not send the message twice.',
       inputSchema: TalkArgs,
       outputSchema: TalkOut,
     },
-    async ({ message, to, conversation }) => {
-      // One key per tool call: the client's retries of this request reuse it, so the message is stored once.
-      const idempotencyKey = randomUUID()
+    async ({ message, to, conversation }, extra) => {
       if (to && conversation) {
         return failure(ctx, 'Give either `to` (a partner id) or `conversation` (a conversation id), not both.').result
       }
@@ -69,10 +115,15 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
           ).result
         }
       }
+      // The same key as a send of this text to this target whose answer the model may not have seen (see PendingSends);
+      // within this call, the broker client's own retries reuse it too.
+      const send = pending.claim(target.to ? `to:${target.to}` : `conversation:${target.conversationId}`, message)
       const sent = await brokerCall(ctx, 'talk', () =>
-        partner.client.talk({ fromId: partner.id, ...target, content: message, idempotencyKey }),
+        partner.client.talk({ fromId: partner.id, ...target, content: message, idempotencyKey: send.key }),
       )
+      // A failure keeps the key too: the broker may have stored the message before the answer was lost.
       if (sent instanceof ToolFailure) return sent.result
+      deliveries.afterSent(extra.requestId, extra.signal, { sent: send.delivered })
       const notified = typeof sent.notified === 'number' ? sent.notified > 0 : sent.notified === true
       const recipient = target.to ? `${target.to} (conversation ${sent.conversationId})` : sent.conversationId
       const text = [
