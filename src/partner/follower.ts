@@ -1,6 +1,6 @@
 // Background follower: keeps an SSE stream of the partner's messages open, reconnecting with backoff.
 import { MessageView } from './broker-client.ts'
-import type { Partner } from './partner.ts'
+import { brokerForgot, type Partner } from './partner.ts'
 import { readSse } from './sse.ts'
 
 export type Follower = { stop(): Promise<void>; readonly connected: boolean }
@@ -51,7 +51,7 @@ export function startFollower(partner: Partner, options: FollowerOptions): Follo
         lastSeen = undefined
         return
       }
-      if (error.kind === 'rejected' && (error.status === 401 || error.status === 404)) partner.forgetRegistration()
+      if (brokerForgot(error, partner.id)) partner.forgetRegistration()
       if (!controller.signal.aborted) console.error(`duo partner: message stream unavailable (${error.message}); retrying`)
       return pause()
     }

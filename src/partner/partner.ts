@@ -1,9 +1,28 @@
 // One partner's session with the broker: identity, token, registration, listen position and unread messages.
-import type { BrokerClient, BrokerResult, MessageView, PartnerView } from './broker-client.ts'
+import type { BrokerClient, BrokerError, BrokerResult, MessageView, PartnerView } from './broker-client.ts'
 import { updateClaudeMd } from './claude-md.ts'
 import type { PartnerConfig } from './config.ts'
 import { advance, START, Unread } from './inbox.ts'
 import type { ListenPosition, StateStore } from './state-file.ts'
+
+/**
+ * Whether a refusal says the broker no longer knows partner `partnerId` or its token (a restarted or
+ * reset broker), so registering again can help. Decided by the broker's machine-readable `reason` and
+ * the subject it names, never by the wording: a 404 about a namesake (`to: "alice"` when we are "a")
+ * or about a conversation is the caller's answer, not ours to act on.
+ */
+export function brokerForgot(error: BrokerError, partnerId: string): boolean {
+  if (error.kind !== 'rejected') return false
+  const body = typeof error.body === 'object' && error.body !== null ? (error.body as { reason?: unknown; partnerId?: unknown }) : {}
+  if (error.status === 404) {
+    if (body.reason !== undefined) return body.reason === 'unknown_partner' && body.partnerId === partnerId
+    // A broker from before `reason`: only its exact sentence about us, the id within its quotes.
+    return error.message.startsWith(`unknown partner "${partnerId}"`)
+  }
+  // Our token is unknown (or we had none to send); a 401 without a reason comes from an older broker.
+  if (error.status === 401) return body.reason === undefined || body.reason === 'token_invalid' || body.reason === 'token_required'
+  return false
+}
 
 export class Partner {
   readonly id: string
@@ -57,17 +76,14 @@ export class Partner {
   }
 
   /**
-   * Runs one broker call as this partner. When the broker no longer knows us (401, or 404 naming us
-   * after its database was reset), registers again and retries once.
+   * Runs one broker call as this partner. When the broker no longer knows us or our token (see
+   * brokerForgot: its database was reset, or it is another broker), registers again and retries once.
    */
   async call<T>(fn: () => Promise<BrokerResult<T>>): Promise<BrokerResult<T>> {
     const registered = await this.ensureRegistered()
     if (!registered.ok) return registered
     const first = await fn()
-    if (first.ok || first.error.kind !== 'rejected') return first
-    const { status, message } = first.error
-    // A 404 that names us may also be about a namesake (`to: "bob"` when we are "b"); registering again is harmless.
-    if (status !== 401 && !(status === 404 && message.includes(this.id))) return first
+    if (first.ok || !brokerForgot(first.error, this.id)) return first
     this.registered = false
     const again = await this.register()
     return again.ok ? fn() : first

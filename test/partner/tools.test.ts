@@ -465,6 +465,54 @@ describe('broker unreachable', () => {
   })
 })
 
+describe('registering again', () => {
+  /** A fetch that counts registrations and can answer one request with a refusal instead of the broker. */
+  function counting(refuse?: { path: string; status: number; body: (id: string) => unknown }, id = '') {
+    const seen = { registrations: 0, refused: false }
+    const f: typeof fetch = Object.assign(
+      async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+        const path = new URL(String(input)).pathname
+        if (path === '/register') seen.registrations++
+        if (refuse && path === refuse.path && !seen.refused) {
+          seen.refused = true
+          return Response.json(refuse.body(id), { status: refuse.status })
+        }
+        return fetch(input, init)
+      },
+      { preconnect: fetch.preconnect },
+    )
+    return { seen, fetch: f }
+  }
+
+  test('a 404 about a namesake whose id contains ours does not register again', async () => {
+    const id = unique('a')
+    const { seen, fetch: f } = counting()
+    const a = await connectPartner(partnerConfig(tempProject(id), broker.url), { fetch: f })
+    open.push(a)
+    await waitFor('the start-up registration', () => seen.registrations === 1)
+    const result = await call(a.client, 'talk', { message: 'hi', to: `${id}lice` })
+    expect(result.isError).toBe(true)
+    expect(textOf(result)).toContain(`${id}lice`)
+    await call(a.client, 'list_partners')
+    expect(seen.registrations).toBe(1)
+  })
+
+  test('a 404 saying the broker does not know this partner registers again and retries', async () => {
+    const id = unique('forgotten')
+    const { seen, fetch: f } = counting(
+      { path: '/partners', status: 404, body: (p) => ({ error: `unknown partner "${p}": it has never registered`, reason: 'unknown_partner', partnerId: p }) },
+      id,
+    )
+    const a = await connectPartner(partnerConfig(tempProject(id), broker.url), { fetch: f })
+    open.push(a)
+    await waitFor('the start-up registration', () => seen.registrations === 1)
+    const result = await call(a.client, 'list_partners')
+    expect(seen.refused).toBe(true)
+    expect(result.isError).toBeFalsy()
+    expect(seen.registrations).toBe(2)
+  })
+})
+
 describe('a broker that lost its database', () => {
   test('the partner registers again by itself, gets a new token and restarts its cursor, losing nothing new', async () => {
     const first = await inProcessBroker()

@@ -3,6 +3,7 @@ import { describe, expect, test } from 'bun:test'
 import { END_MARKER, renderUnreadSection, replaceSection, START_MARKER } from '../../src/partner/claude-md.ts'
 import { ConfigError, loadPartnerConfig, partnerIdFromDirectory } from '../../src/partner/config.ts'
 import { advance, isDelivered, resumeAfter, START, Unread } from '../../src/partner/inbox.ts'
+import { brokerForgot } from '../../src/partner/partner.ts'
 import { readSse } from '../../src/partner/sse.ts'
 import { PendingSends } from '../../src/partner/tools/talk.ts'
 
@@ -130,5 +131,28 @@ describe('pending sends (talk retries)', () => {
     expect(second.key).not.toBe(first.key)
     first.delivered() // late and stale: leaves the newer send alone
     expect(pending.claim('conversation:group_x', 'done').key).toBe(second.key)
+  })
+})
+
+describe('when to register again', () => {
+  const refusal = (status: number, body: Record<string, unknown>) =>
+    ({ kind: 'rejected', status, message: String(body.error ?? ''), body }) as const
+
+  test('only a refusal naming this very partner as unknown, or an unknown token', () => {
+    const unknown = (id: string) => ({ error: `unknown partner "${id}": it has never registered`, reason: 'unknown_partner', partnerId: id })
+    expect(brokerForgot(refusal(404, unknown('a')), 'a')).toBe(true)
+    // A namesake whose id contains ours, a conversation named after us: answers for the caller, not about us.
+    expect(brokerForgot(refusal(404, unknown('alice')), 'a')).toBe(false)
+    expect(brokerForgot(refusal(404, { error: 'unknown conversation "direct_a_b"', reason: 'unknown_conversation', conversationId: 'direct_a_b' }), 'a')).toBe(false)
+    expect(brokerForgot(refusal(401, { error: 'the bearer token is not valid', reason: 'token_invalid' }), 'a')).toBe(true)
+    expect(brokerForgot(refusal(401, { error: 'this endpoint needs the operator token', reason: 'operator_token_required' }), 'a')).toBe(false)
+    expect(brokerForgot(refusal(403, { error: 'the token does not belong to partner "a"', reason: 'acting_for_another', partnerId: 'a' }), 'a')).toBe(false)
+    expect(brokerForgot({ kind: 'unreachable', message: 'connection refused' }, 'a')).toBe(false)
+  })
+
+  test('a broker without `reason` is understood by its exact sentence only', () => {
+    expect(brokerForgot(refusal(404, { error: 'unknown partner "a": it has never registered' }), 'a')).toBe(true)
+    expect(brokerForgot(refusal(404, { error: 'unknown partner "alice": it has never registered' }), 'a')).toBe(false)
+    expect(brokerForgot(refusal(401, { error: 'missing token' }), 'a')).toBe(true)
   })
 })
