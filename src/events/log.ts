@@ -30,6 +30,8 @@ export type EventLogOptions = {
   now?: () => Date
   /** Called once per committed batch, in seq order, after the commit is durable. */
   projectors?: Projector[]
+  /** Events examined per read filtered by conversation or partner (default `SCAN_WINDOW`; tests lower it). */
+  scanWindow?: number
 }
 
 export type EventLog = ReturnType<typeof openEventLog>
@@ -51,7 +53,15 @@ export const MIGRATIONS: string[] = [
      BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;
    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
      BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;`,
+  // The indexes by conversation and by partner dirtied one leaf page each per conversation and per partner
+  // in every group commit: about a third of the commit's page writes under concurrent talk. `/events`
+  // filters on those columns now scan a bounded window of seqs instead (see `page`); `type` stays indexed.
+  `DROP INDEX IF EXISTS events_by_conversation;
+   DROP INDEX IF EXISTS events_by_partner;`,
 ]
+
+/** At most this many events are examined per `/events` call filtered by conversation or partner (unindexed). */
+export const SCAN_WINDOW = 20_000
 
 /** Brings the log's own tables to the latest schema version (kept in `duo_schema`, apart from the views'). */
 export function migrateLog(db: Database): void {
@@ -106,6 +116,7 @@ export function rowToEnvelope(row: EventRow): Envelope {
 export function openEventLog(db: Database, options: EventLogOptions = {}) {
   const now = options.now ?? (() => new Date())
   const projectors = options.projectors ?? []
+  const scanWindow = options.scanWindow ?? SCAN_WINDOW
   const insert = db.query(
     'INSERT INTO events (seq, type, at, data, hash, conversation_id, partner_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
@@ -239,20 +250,11 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     append,
     /** The seq of the last committed event (0 for an empty log). */
     lastSeq: () => lastSeq,
-    /** Committed events with `seq > after`, oldest first, at most `limit`, optionally filtered. */
+    /** Committed events with `seq > after`, oldest first, at most `limit`, optionally filtered (see `page`). */
     readAfter(after: number, limit = 100, filter: EventFilter = {}): Envelope[] {
-      const columns: Array<[string, string | undefined]> = [
-        ['type', filter.type],
-        ['conversation_id', filter.conversation],
-        ['partner_id', filter.partner],
-      ]
-      const used = columns.filter(([, value]) => value !== undefined) as Array<[string, string]>
-      const rows =
-        used.length === 0
-          ? pageAll.all(after, limit)
-          : cachedFiltered(used.map(([column]) => column)).all(after, ...used.map(([, value]) => value), limit)
-      return rows.map(rowToEnvelope)
+      return page(after, limit, filter).events
     },
+    page,
     /** Calls `listener` with each committed batch, after the commit and before any `transact` resolves. */
     onCommit(listener: (events: Envelope[]) => void): () => void {
       commitListeners.add(listener)
@@ -264,13 +266,40 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     },
   }
 
-  function cachedFiltered(columns: string[]) {
-    const key = columns.join(',')
+  /**
+   * A page of committed events with `seq > after`, oldest first, at most `limit`, and the cursor to ask for
+   * the next one. Unfiltered and `type`-only reads use the primary key or the type index. A filter on
+   * `conversation` or `partner` (unindexed columns) examines at most `scanWindow` events past `after`: the
+   * page may hold fewer than `limit` events, even none, while `next` still advances to the last seq
+   * examined, so a reader pages on until `next` reaches the log's last seq.
+   */
+  function page(after: number, limit = 100, filter: EventFilter = {}): { events: Envelope[]; next: number } {
+    const columns: Array<[string, string | undefined]> = [
+      ['type', filter.type],
+      ['conversation_id', filter.conversation],
+      ['partner_id', filter.partner],
+    ]
+    const used = columns.filter(([, value]) => value !== undefined) as Array<[string, string]>
+    const bounded = filter.conversation !== undefined || filter.partner !== undefined
+    if (used.length === 0 || !bounded) {
+      const rows = used.length === 0 ? pageAll.all(after, limit) : cachedFiltered(['type'], false).all(after, filter.type!, limit)
+      const events = rows.map(rowToEnvelope)
+      return { events, next: events.length > 0 ? events[events.length - 1]!.seq : after }
+    }
+    // seqs are gap-free, so the window (after, upto] is exactly the events examined.
+    const upto = Math.max(after, Math.min(after + scanWindow, lastSeq))
+    const rows = cachedFiltered(used.map(([column]) => column), true).all(after, upto, ...used.map(([, value]) => value), limit)
+    const events = rows.map(rowToEnvelope)
+    return { events, next: events.length === limit ? events[events.length - 1]!.seq : upto }
+  }
+
+  function cachedFiltered(columns: string[], bounded: boolean) {
+    const key = `${columns.join(',')}${bounded ? ' bounded' : ''}`
     let statement = filtered.get(key)
     if (!statement) {
       const where = columns.map((column) => `AND ${column} = ?`).join(' ')
       statement = db.query<EventRow, (string | number)[]>(
-        `SELECT seq, type, at, data, hash FROM events WHERE seq > ? ${where} ORDER BY seq LIMIT ?`,
+        `SELECT seq, type, at, data, hash FROM events WHERE seq > ? ${bounded ? 'AND seq <= ?' : ''} ${where} ORDER BY seq LIMIT ?`,
       )
       filtered.set(key, statement)
     }

@@ -81,6 +81,36 @@ describe('appending', () => {
     expect(store.log.readAfter(0, 100, { partner: 'bob' }).map((e) => e.seq)).toEqual([2, 5])
     await store.close()
   })
+
+  test('a read filtered by conversation or partner examines a bounded window and its next cursor moves on', async () => {
+    const db = new Database(':memory:', { strict: true })
+    migrateLog(db)
+    const windowed = openEventLog(db, { scanWindow: 3 })
+    await windowed.transact(() =>
+      windowed.append([registered('a'), registered('b'), status('a', '1'), status('b', '2'), status('b', '3'), status('a', '4'), status('b', '5')]),
+    )
+    // Window (0, 3]: seqs 1..3, of which a's are 1 and 3.
+    expect(windowed.page(0, 100, { partner: 'a' })).toMatchObject({ events: [{ seq: 1 }, { seq: 3 }], next: 3 })
+    // (3, 6] holds only a's seq 6; a full page ends at its last event rather than the window.
+    expect(windowed.page(3, 100, { partner: 'b' }).events.map((e) => e.seq)).toEqual([4, 5])
+    expect(windowed.page(3, 1, { partner: 'b' })).toMatchObject({ events: [{ seq: 4 }], next: 4 })
+    // A window without a match is an empty page whose cursor still advances, and never past the last seq.
+    expect(windowed.page(3, 100, { partner: 'nobody' })).toEqual({ events: [], next: 6 })
+    expect(windowed.page(6, 100, { partner: 'nobody' })).toEqual({ events: [], next: 7 })
+    expect(windowed.page(7, 100, { partner: 'a' })).toEqual({ events: [], next: 7 })
+    // Combined with type, and paging on to the end gathers every match exactly once.
+    expect(windowed.page(0, 100, { partner: 'b', type: 'PartnerStatusChanged' }).events).toEqual([])
+    const seen: number[] = []
+    for (let after = 0; after < windowed.lastSeq(); ) {
+      const page = windowed.page(after, 100, { partner: 'b', type: 'PartnerStatusChanged' })
+      seen.push(...page.events.map((e) => e.seq))
+      expect(page.next).toBeGreaterThan(after)
+      after = page.next
+    }
+    expect(seen).toEqual([4, 5, 7])
+    // Type alone stays indexed and unbounded.
+    expect(windowed.page(0, 100, { type: 'PartnerStatusChanged' }).events.map((e) => e.seq)).toEqual([3, 4, 5, 6, 7])
+  })
 })
 
 describe('group commit', () => {

@@ -19,12 +19,12 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
         const after = query.after ?? 0
         const tooFar = ahead(after)
         if (tooFar) return tooFar
-        const events = log.readAfter(after, query.limit ?? 100, {
+        // Filtered by conversation or partner, a page scans a bounded window: it may be short or empty while `next` advances.
+        return log.page(after, query.limit ?? 100, {
           type: query.type,
           conversation: query.conversation,
           partner: query.partner,
         })
-        return { events, next: events.length > 0 ? events[events.length - 1]!.seq : after }
       },
       { query: EventsQuery, detail: { summary: 'Operator: the event log from a cursor, in pages, with filters' } },
     )
