@@ -39,6 +39,11 @@ export class Partner {
   epoch = 0
   private registration: Promise<BrokerResult<PartnerView>> | undefined
   private registered = false
+  private resolveFirstRegistration!: () => void
+  /** Settles when this partner first registered successfully (it may take several attempts). */
+  readonly firstRegistration = new Promise<void>((resolve) => {
+    this.resolveFirstRegistration = resolve
+  })
   private claudeMdTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
@@ -56,7 +61,11 @@ export class Partner {
 
   /** Registers (again) with the broker; on the first registration of this id the broker hands out a token we keep. */
   register(name?: string): Promise<BrokerResult<PartnerView>> {
-    if (name) this.name = name
+    if (name && name !== this.name) {
+      this.name = name
+      // A registration in flight (the start-up one, in the background) still carries the old name: register after it.
+      if (this.registration) return this.registration.then(() => this.register())
+    }
     // Concurrent callers (start-up, a tool, the follower) share one request.
     this.registration ??= this.doRegister().finally(() => {
       this.registration = undefined
@@ -191,6 +200,7 @@ export class Partner {
     this.view = partner
     this.notificationsEnabled = partner.notifications_enabled ?? true
     this.registered = true
+    this.resolveFirstRegistration()
     this.scheduleClaudeMd()
     return { ok: true, value: partner }
   }

@@ -2,7 +2,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { ServerNotification } from '@modelcontextprotocol/sdk/types.js'
-import { createBrokerClient, type MessageView } from './broker-client.ts'
+import { type BrokerResult, createBrokerClient, type MessageView, type PartnerView } from './broker-client.ts'
 import type { PartnerConfig } from './config.ts'
 import { DeliveryTracker } from './delivery.ts'
 import { type Follower, startFollower } from './follower.ts'
@@ -11,7 +11,14 @@ import { buildPartnerServer, CHANNEL_METHOD, channelParams } from './server.ts'
 import { ensureDuoDir, openStateStore } from './state-file.ts'
 import { brokerDownText } from './texts.ts'
 
-export type RunningPartner = { partner: Partner; server: McpServer; follower: Follower; stop(): Promise<void> }
+export type RunningPartner = {
+  partner: Partner
+  server: McpServer
+  follower: Follower
+  /** The start-up registration, running in the background once the MCP transport is served. */
+  registered: Promise<BrokerResult<PartnerView>>
+  stop(): Promise<void>
+}
 
 export type StartOptions = {
   config: PartnerConfig
@@ -31,11 +38,13 @@ export async function startPartner({ config, transport, fetch, backoffMs }: Star
   const deliveries = new DeliveryTracker()
   const server = buildPartnerServer(self, deliveries)
 
-  // Claude Code drops what arrives before the handshake ends: hold pushes until the client is initialized.
+  // Claude Code drops what arrives before the handshake ends, and what arrives before the registration
+  // could belong to a log the registration finds replaced: hold pushes until both are done.
   let initialized = false
+  let registeredOnce = false
   const held: MessageView[] = []
   const push = (message: MessageView) => {
-    if (!initialized) {
+    if (!initialized || !registeredOnce) {
       held.push(message)
       return
     }
@@ -44,18 +53,29 @@ export async function startPartner({ config, transport, fetch, backoffMs }: Star
       console.error(`duo partner: could not push message #${message.seq}: ${error.message}`)
     })
   }
+  const flush = () => {
+    if (initialized && registeredOnce) for (const message of held.splice(0)) push(message)
+  }
   server.server.oninitialized = () => {
     initialized = true
-    for (const message of held.splice(0)) push(message)
+    flush()
   }
+  void self.firstRegistration.then(() => {
+    registeredOnce = true
+    flush()
+  })
 
-  // Registered before the client is served, so others see this partner as soon as its tools exist.
-  // A broker that is down does not stop the start: the tools then explain, and the follower retries.
-  const registered = await self.register()
-  if (registered.ok) console.error(`duo partner: registered as "${self.id}" with ${config.brokerUrl}`)
-  else if (registered.error.kind === 'unreachable') console.error(`duo partner: ${brokerDownText(config.brokerUrl, registered.error.message, 'register')}`)
-  else console.error(`duo partner: registration refused: ${registered.error.message}`)
+  // Served before registering: Claude Code gives an MCP server about 30 s to start, and a broker whose
+  // packets are dropped takes longer than that to fail (10 s per attempt, 3 attempts). Every tool
+  // registers first if needed (sharing this request), so serving early costs nothing; a broker that is
+  // down does not stop the start either: the tools then explain, and the follower retries.
   await server.connect(deliveries.wrap(transport))
+  const registered = self.register().then((result) => {
+    if (result.ok) console.error(`duo partner: registered as "${self.id}" with ${config.brokerUrl}`)
+    else if (result.error.kind === 'unreachable') console.error(`duo partner: ${brokerDownText(config.brokerUrl, result.error.message, 'register')}`)
+    else console.error(`duo partner: registration refused: ${result.error.message}`)
+    return result
+  })
 
   const follower = startFollower(self, {
     onMessage: (message) => {
@@ -70,9 +90,12 @@ export async function startPartner({ config, transport, fetch, backoffMs }: Star
     partner: self,
     server,
     follower,
+    registered,
     stop: () =>
       (stopped ??= (async () => {
         await follower.stop()
+        // A start-up registration that completed after the unregister would leave us online: let it finish, briefly.
+        await Promise.race([registered, Bun.sleep(1000)])
         await self.unregister()
         await server.close().catch(() => {})
       })()),

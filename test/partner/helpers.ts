@@ -81,12 +81,19 @@ export function partnerConfig(projectDir: string, brokerUrl: string, over: Parti
   return { brokerUrl, partnerId: id, partnerName: id, projectDir, listenMaxS: 2, ...over }
 }
 
-/** A partner on an in-memory MCP transport with a connected SDK client. */
-export async function connectPartner(config: PartnerConfig, options: { fetch?: typeof fetch } = {}): Promise<ConnectedPartner> {
+/**
+ * A partner on an in-memory MCP transport with a connected SDK client. It registers in the background;
+ * unless `background` is set, this waits for that, so others see it at once, as most tests assume.
+ */
+export async function connectPartner(
+  config: PartnerConfig,
+  options: { fetch?: typeof fetch; background?: boolean } = {},
+): Promise<ConnectedPartner> {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
   const running = await startPartner({ config, transport: serverSide, fetch: options.fetch, backoffMs: { min: 50, max: 300 } })
   const client = new Client({ name: 'test', version: '0.0.0' })
   await client.connect(clientSide)
+  if (!options.background) await running.registered
   return {
     client,
     running,

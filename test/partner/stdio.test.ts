@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { partnerIdFromDirectory } from '../../src/partner/config.ts'
 import { call, ChannelNotification, cleanTempDirs, ROOT, type SpawnedBroker, spawnBroker, tempDir, textOf, waitFor } from './helpers.ts'
 
 type StdioPartner = { client: Client; pushes: ChannelNotification[]; dir: string; close(): Promise<void> }
@@ -12,7 +13,8 @@ let broker: SpawnedBroker
 let dbPath: string
 const projects = tempDir('duo-e2e-')
 
-async function spawnPartner(dirName: string, env: Record<string, string> = {}): Promise<StdioPartner> {
+/** Spawns a partner; unless `background`, waits until the broker lists it online (it registers after serving MCP). */
+async function spawnPartner(dirName: string, env: Record<string, string> = {}, background = false): Promise<StdioPartner> {
   const dir = join(projects, dirName)
   mkdirSync(dir, { recursive: true })
   // Run inside a Claude Code session, these would point every partner at that session's project.
@@ -30,6 +32,13 @@ async function spawnPartner(dirName: string, env: Record<string, string> = {}): 
     pushes.push(n)
   })
   await client.connect(transport)
+  if (!background) {
+    const id = env.PARTNER_ID ?? partnerIdFromDirectory(dir)
+    await waitFor(`${id} registered`, async () => {
+      if (!existsSync(join(dir, '.duo', `${id}.json`))) return false
+      return (await partnersSeenBy(tokenOf(dir, id))).some((p) => p.id === id && p.status === 'online')
+    })
+  }
   return { client, pushes, dir, close: () => client.close() }
 }
 
@@ -110,7 +119,6 @@ describe('partners over stdio', () => {
     let receiver = await spawnPartner('receiver-project', { PARTNER_ID: 'receiver' })
     try {
       const file = join(receiver.dir, '.duo', 'receiver.json')
-      // Registered before serving: the token is on disk by the time the client is connected.
       expect(statSync(file).mode & 0o777).toBe(0o600)
       expect(readFileSync(join(receiver.dir, '.duo', '.gitignore'), 'utf8')).toContain('*')
       const token = tokenOf(receiver.dir, 'receiver')
@@ -149,6 +157,20 @@ describe('partners over stdio', () => {
       expect(textOf(await call(reader.client, 'list_conversations'))).not.toContain('[Duo]')
     } finally {
       await Promise.all([writer.close(), reader.close()])
+    }
+  })
+
+  test('starts at once even when the broker never answers (Claude Code allows about 30 s)', async () => {
+    // Accepts connections and never replies, like a broker whose packets are dropped: each attempt takes its full timeout.
+    const silent = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    const started = Date.now()
+    const mute = await spawnPartner('mute-project', { PARTNER_ID: 'mute', BROKER_URL: `http://127.0.0.1:${silent.port}` }, true)
+    try {
+      expect(Date.now() - started).toBeLessThan(3000)
+      expect((await mute.client.listTools()).tools.map((t) => t.name)).toContain('listen')
+    } finally {
+      await mute.close()
+      silent.stop(true)
     }
   })
 

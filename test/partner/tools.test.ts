@@ -55,6 +55,43 @@ describe('registration', () => {
     expect(listed.partners.some((p) => p.id === id)).toBe(true)
   })
 
+  test('serves the client before registering, and the tools wait for the registration', async () => {
+    let registrations = 0
+    // A broker that takes its time to answer the registration.
+    const slow: typeof fetch = Object.assign(
+      async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+        if (new URL(String(input)).pathname === '/register') {
+          registrations++
+          await Bun.sleep(1500)
+        }
+        return fetch(input, init)
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const started = Date.now()
+    const a = await connectPartner(partnerConfig(tempProject(unique('early')), broker.url), { fetch: slow, background: true })
+    open.push(a)
+    expect(Date.now() - started).toBeLessThan(1000)
+    const listed = await call(a.client, 'list_partners')
+    expect(listed.isError).toBeFalsy()
+    expect(listed.structuredContent).toMatchObject({ partners: expect.arrayContaining([expect.objectContaining({ id: a.running.partner.id, you: true })]) })
+    expect(registrations).toBe(1)
+  })
+
+  test('a new name given while the start-up registration runs is registered after it', async () => {
+    const slow: typeof fetch = Object.assign(
+      async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+        if (new URL(String(input)).pathname === '/register') await Bun.sleep(300)
+        return fetch(input, init)
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const a = await connectPartner(partnerConfig(tempProject(unique('renamed')), broker.url), { fetch: slow, background: true })
+    open.push(a)
+    const result = await call(a.client, 'register', { name: 'Early bird' })
+    expect(result.structuredContent).toMatchObject({ name: 'Early bird' })
+  })
+
   test('register changes the display name and says what to do next', async () => {
     const { client } = await partner(unique('named'))
     const result = await call(client, 'register', { name: 'Backend team' })
