@@ -61,10 +61,15 @@ export function explain(r: Rejection): string {
   }
 }
 
+/** `{error}` for a person, plus the machine-readable `reason` (and the subject it names) for programs. */
 export const rejected = (r: Rejection): Response =>
   Response.json(
-    { error: explain(r), ...(r.reason === 'cursor_ahead' ? { last_seq: r.lastSeq } : {}) },
+    {
+      error: explain(r),
+      reason: r.reason,
+      ...('partnerId' in r ? { partnerId: r.partnerId } : {}),
+      ...('conversationId' in r ? { conversationId: r.conversationId } : {}),
+      ...(r.reason === 'cursor_ahead' ? { last_seq: r.lastSeq } : {}),
+    },
     { status: statusOf[r.reason] },
   )
-
-export const errorResponse = (status: number, error: string): Response => Response.json({ error }, { status })

@@ -62,7 +62,7 @@ describe('GET /events', () => {
     expect((await broker.get(`/events?after=${last}`)).body).toEqual({ events: [], next: last })
     const ahead = await broker.get(`/events?after=${last + 1}`)
     expect(ahead.status).toBe(409)
-    expect(ahead.body).toEqual({ error: expect.any(String), last_seq: last })
+    expect(ahead.body).toEqual({ error: expect.any(String), reason: 'cursor_ahead', last_seq: last })
   })
 
   test.each(['after=-1', 'after=abc', 'limit=0', 'limit=1001', 'type=NoSuchEvent', 'partner=..', 'conversation=a%20b'])(
@@ -152,7 +152,7 @@ describe('GET /events/stream', () => {
     const last = await broker.lastSeq()
     const ahead = await fetch(`${broker.url}/events/stream?after=${last + 5}`)
     expect(ahead.status).toBe(409)
-    expect(await ahead.json()).toEqual({ error: expect.any(String), last_seq: last })
+    expect(await ahead.json()).toEqual({ error: expect.any(String), reason: 'cursor_ahead', last_seq: last })
     const headerAhead = await fetch(`${broker.url}/events/stream`, { headers: { 'last-event-id': String(last + 1) } })
     expect(headerAhead.status).toBe(409)
     await headerAhead.body?.cancel()

@@ -82,7 +82,7 @@ describe('GET /listen/:id/stream', () => {
   test('refuses an unknown partner (404), a foreign conversation (403), a cursor ahead (409), a bad cursor (400)', async () => {
     const status = async (path: string, headers: Record<string, string> = {}) => {
       const response = await fetch(`${broker.url}${path}`, { headers })
-      const body = (await response.json()) as { error: string; last_seq?: number }
+      const body = (await response.json()) as { error: string; reason?: string; last_seq?: number }
       expect(body.error).toEqual(expect.any(String))
       return { status: response.status, body }
     }
@@ -90,7 +90,7 @@ describe('GET /listen/:id/stream', () => {
     expect((await status('/listen/carol/stream?conversationId=direct_alice_bob')).status).toBe(403)
     const last = await broker.lastSeq()
     const ahead = await status(`/listen/bob/stream?after=${last + 10}`)
-    expect(ahead).toEqual({ status: 409, body: { error: expect.any(String), last_seq: last } })
+    expect(ahead).toEqual({ status: 409, body: { error: expect.any(String), reason: 'cursor_ahead', last_seq: last } })
     expect((await status('/listen/bob/stream', { 'last-event-id': String(last + 1) })).status).toBe(409)
     expect((await status('/listen/bob/stream?after=-2')).status).toBe(400)
   })

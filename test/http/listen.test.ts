@@ -76,7 +76,7 @@ describe('cursor long-poll', () => {
     expect(sent.notified).toBe(1)
   })
 
-  test.each(['wait=-1', 'wait=3601', 'wait=abc', 'after=-1', 'after=1.5', 'after=x'])(
+  test.each(['wait=-1', 'wait=3601', 'wait=abc', 'wait=', 'after=-1', 'after=1.5', 'after=x'])(
     'refuses %s with 400 {error}',
     async (query) => {
       const reply = await broker.get(`/listen/bob?${query.startsWith('after') ? query : `after=0&${query}`}`)
@@ -97,7 +97,7 @@ describe('cursor long-poll', () => {
     const last = await broker.lastSeq()
     const reply = await broker.get(`/listen/bob?after=${last + 100}&wait=5`)
     expect(reply.status).toBe(409)
-    expect(reply.body).toEqual({ error: expect.any(String), last_seq: last })
+    expect(reply.body).toEqual({ error: expect.any(String), reason: 'cursor_ahead', last_seq: last })
     const ack = await broker.post('/listen/bob/ack', { cursor: last + 1 })
     expect(ack.status).toBe(409)
     expect(ack.body.last_seq).toBe(last)
