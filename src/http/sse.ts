@@ -55,6 +55,8 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
   // (the hub hands a waiter every event of the batch it can see). A thousand streams woken by one commit then
   // park again without a thousand empty reads.
   let seenUpTo = -1
+  // Keep-alives are timed from the last byte sent, so a wake with nothing to show cannot stretch the silence.
+  let lastWrite = Date.now()
   let closed = false
   const close = () => {
     if (closed) return
@@ -75,13 +77,18 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
             if (page.length > 0) {
               for (const f of page) controller.enqueue(f.bytes)
               cursor = page[page.length - 1]!.seq
+              lastWrite = Date.now()
               return
             }
           }
-          const wake = await source.wait(signal, keepAliveMs)
+          const quiet = keepAliveMs - (Date.now() - lastWrite)
+          const wake = quiet > 0 ? await source.wait(signal, quiet) : null
           if (signal.aborted) break
           if (wake === null) {
             controller.enqueue(comment('keep-alive'))
+            lastWrite = Date.now()
+            // Read the store again on the next pull: a missed wake-up costs at most one keep-alive interval.
+            seenUpTo = -1
             return
           }
           const fresh = source.framesOf(wake).filter((f) => f.seq > cursor)
@@ -89,6 +96,7 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
           if (fresh.length > 0) {
             for (const f of fresh) controller.enqueue(f.bytes)
             cursor = fresh[fresh.length - 1]!.seq
+            lastWrite = Date.now()
             return
           }
         }

@@ -80,7 +80,10 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
           if (messages.length === 0) return { hasMessages: false, messages }
           const upTo = messages[messages.length - 1]!.seq
           return respondThenAck({ hasMessages: true, messages }, request.signal, () => {
-            void commands.execute({ kind: 'ack', partnerId, cursor: upTo, conversationId })
+            // Nobody awaits this write: a failed commit (disk full) must be logged, not crash the broker.
+            commands.execute({ kind: 'ack', partnerId, cursor: upTo, conversationId }).catch((error) =>
+              console.error('legacy listen: recording messages as read failed:', error),
+            )
           })
         }
 
@@ -100,8 +103,11 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
           const wake = await hub.wait(partnerId, conversationId, AbortSignal.any([request.signal, shutdown]), waitS * 1000)
           const revoked = access.actAs(access.actorOf(headers.authorization), partnerId)
           if (revoked) return rejected(revoked)
-          const messages = wake ? messagesOf(wake.events) : []
-          const cursor = messages.length > 0 ? messages[messages.length - 1]!.seq : (wake?.lastSeq ?? log.lastSeq())
+          // A wake carries exactly what this listener can see. Without one (timeout), read again: the cursor then
+          // never moves past a message, even if a wake-up was missed.
+          const woken = wake ? messagesOf(wake.events) : []
+          const messages = woken.length > 0 ? woken : views.messages.visibleAfter(partnerId, after, PAGE, conversationId)
+          const cursor = messages.length > 0 ? messages[messages.length - 1]!.seq : Math.max(after, log.lastSeq())
           return { hasMessages: messages.length > 0, messages, cursor }
         } finally {
           release()
