@@ -1,6 +1,6 @@
 // HTTP-only request shapes (path, query, headers); bodies reuse the command inputs of events/schema.ts.
 import { z } from 'zod'
-import { ConversationId, EVENT_TYPES, PartnerId, StatusMessage } from '../events/schema.ts'
+import { ConversationId, EVENT_TYPES, LIMITS, PartnerId, StatusMessage } from '../events/schema.ts'
 
 const NOT_A_CURSOR = 'a cursor is a whole number (the seq of the last event seen)'
 // A JSON number or a string of digits: z.coerce alone also took "", " ", "0x10", true and [] for cursors.
@@ -14,6 +14,23 @@ const Cursor = z
       .max(Number.MAX_SAFE_INTEGER, 'a cursor is at most 2^53 - 1'),
   )
 
+/** A number in a query: a JSON number or a plain decimal string, so "" or "0x10" is refused instead of read as 0. */
+const QueryNumber = (what: string, min: number, max: number, integer = false) =>
+  z
+    .union([z.number(), z.string().regex(integer ? /^\d{1,16}$/ : /^\d{1,16}(\.\d{1,6})?$/, what)], { error: what })
+    .pipe(z.coerce.number<string | number>().min(min, what).max(max, what).refine((n) => !integer || Number.isInteger(n), what))
+
+const Limit = QueryNumber('limit is a whole number from 1 to 1000', 1, 1000, true)
+
+export const IdempotencyHeader = z.object({
+  authorization: z.string().optional(),
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(LIMITS.idempotencyKeyMax, `Idempotency-Key is at most ${LIMITS.idempotencyKeyMax} characters`)
+    .optional(),
+})
+
 export const PartnerParams = z.object({ id: PartnerId })
 export const ConversationParams = z.object({ id: ConversationId })
 
@@ -25,36 +42,29 @@ export const AckBody = z.object({ cursor: Cursor.describe('Acknowledge messages 
 
 export const ListenQuery = z.object({
   after: Cursor.optional().describe('Cursor mode: messages with seq > after (also acknowledges up to after)'),
-  wait: z.coerce
-    .number({ error: 'wait is a number of seconds' })
-    .min(0, 'wait is 0 to 3600 seconds')
-    .max(3600, 'wait is 0 to 3600 seconds')
+  wait: QueryNumber('wait is a number of seconds from 0 to 3600', 0, 3600)
     .optional()
     .describe('Cursor mode: seconds to wait when nothing is there yet (default 30)'),
-  timeout: z.coerce
-    .number({ error: 'timeout is a number of minutes' })
-    .min(0, 'timeout is 0 to 60 minutes')
-    .max(60, 'timeout is 0 to 60 minutes')
+  timeout: QueryNumber('timeout is a number of minutes from 0 to 60', 0, 60)
     .optional()
     .describe('Legacy mode (no after): minutes to wait for unread messages (default 30)'),
   conversationId: ConversationId.optional().describe('Only this conversation'),
 })
 
-export const StreamQuery = z.object({
-  after: Cursor.optional().describe('Replay from this cursor (the Last-Event-ID header wins)'),
-  conversationId: ConversationId.optional(),
-})
+const StreamAfter = Cursor.optional().describe('Replay from this cursor (the Last-Event-ID header wins)')
+export const StreamQuery = z.object({ after: StreamAfter, conversationId: ConversationId.optional() })
+export const EventsStreamQuery = z.object({ after: StreamAfter })
 
 export const LastEventId = z.object({ authorization: z.string().optional(), 'last-event-id': Cursor.optional() })
 
 export const HistoryQuery = z.object({
-  limit: z.coerce.number().int().min(1, 'limit is 1 to 1000').max(1000, 'limit is 1 to 1000').optional(),
+  limit: Limit.optional(),
   before: Cursor.optional().describe('Only messages with seq < before'),
 })
 
 export const EventsQuery = z.object({
   after: Cursor.optional(),
-  limit: z.coerce.number().int().min(1, 'limit is 1 to 1000').max(1000, 'limit is 1 to 1000').optional(),
+  limit: Limit.optional(),
   type: z.enum(EVENT_TYPES as [string, ...string[]], { error: `type is one of ${EVENT_TYPES.join(', ')}` }).optional(),
   conversation: ConversationId.optional(),
   partner: PartnerId.optional(),

@@ -4,8 +4,7 @@ import { CreateGroupInput, TalkInput } from '../../events/schema.ts'
 import type { ConversationRow } from '../../projections/conversations.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
 import { rejected } from '../rejections.ts'
-import { ConversationParams, HistoryQuery, LeaveBody, PartnerParams } from '../schemas.ts'
-import { z } from 'zod'
+import { ConversationParams, HistoryQuery, IdempotencyHeader, LeaveBody, PartnerParams } from '../schemas.ts'
 
 export const conversationJson = (c: ConversationRow) => ({
   id: c.id,
@@ -14,11 +13,6 @@ export const conversationJson = (c: ConversationRow) => ({
   created_by: c.created_by,
   created_at: c.created_at,
   is_archived: c.is_archived === 1,
-})
-
-const IdempotencyHeader = z.object({
-  authorization: z.string().optional(),
-  'idempotency-key': z.string().min(1).max(128, 'Idempotency-Key is at most 128 characters').optional(),
 })
 
 export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Access) {
@@ -97,6 +91,10 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
       ({ params, query, headers }) => {
         const denied = access.canReadConversation(access.actorOf(headers.authorization), params.id)
         if (denied) return rejected(denied)
+        // `before` is a cursor like any other: past the end of the log (last seq + 1 still means "all") is a 409.
+        const lastSeq = store.log.lastSeq()
+        if (query.before !== undefined && query.before > lastSeq + 1)
+          return rejected({ reason: 'cursor_ahead', cursor: query.before, lastSeq })
         return {
           conversation: conversationJson(views.conversations.get(params.id)!),
           messages: views.messages.history(params.id, query.limit ?? 50, query.before),
