@@ -2,7 +2,8 @@
 import { Database } from 'bun:sqlite'
 import { createCommands } from './events/commands.ts'
 import type { Rules } from './events/decide.ts'
-import { configureWriter, migrateLog, openEventLog } from './events/log.ts'
+import { migrateLog, openEventLog } from './events/log.ts'
+import { configureWriter } from './events/migrate.ts'
 import { LIMITS } from './events/schema.ts'
 import { decisionView, openViews } from './projections/index.ts'
 

@@ -1,5 +1,6 @@
 // The append-only event log in bun:sqlite: hash-chained appends with group commit, cursor reads, commit listeners.
 import type { Database, Statement } from 'bun:sqlite'
+import { migrate } from './migrate.ts'
 import { DuoEvent, type Envelope } from './schema.ts'
 
 export const GENESIS_HASH = '0'.repeat(64)
@@ -28,7 +29,7 @@ export type Projector = (event: Envelope) => void
 
 export type EventLogOptions = {
   now?: () => Date
-  /** Called once per committed batch, in seq order, after the commit is durable. */
+  /** Called for each appended event, in seq order, inside the transaction (before the commit). */
   projectors?: Projector[]
   /** Events examined per read filtered by conversation or partner (default `SCAN_WINDOW`; tests lower it). */
   scanWindow?: number
@@ -68,39 +69,16 @@ export function migrateLog(db: Database): void {
   migrate(db, 'log', MIGRATIONS)
 }
 
-/**
- * Runs the steps of `steps` that `part` has not had yet, each in its own transaction. The version is read
- * inside that (immediate) transaction: two processes opening a new file at once must not both run a step.
- */
-export function migrate(db: Database, part: string, steps: string[]): void {
-  db.run('CREATE TABLE IF NOT EXISTS duo_schema (part TEXT PRIMARY KEY, version INTEGER NOT NULL)')
-  const version = db.query<{ version: number }, [string]>('SELECT version FROM duo_schema WHERE part = ?')
-  const record = db.query('INSERT INTO duo_schema (part, version) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET version = excluded.version')
-  const step = db.transaction((): boolean => {
-    const from = version.get(part)?.version ?? 0
-    if (from > steps.length) throw new Error(`the database's ${part} schema (v${from}) is newer than this program (v${steps.length})`)
-    if (from === steps.length) return false
-    db.run(steps[from]!)
-    record.run(part, from + 1)
-    return true
-  })
-  while (step.immediate()) {}
-}
-
-/** Sets the pragmas a writer needs: WAL, the chosen sync level, a busy timeout for readers in other processes. */
-export function configureWriter(db: Database, sync: 'full' | 'normal' = 'full'): void {
-  // The timeout first: switching a new file to WAL takes a lock that another process may hold right now.
-  db.run('PRAGMA busy_timeout = 5000')
-  db.run('PRAGMA journal_mode = WAL')
-  db.run(`PRAGMA synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
-}
 
 export function parseRow(row: EventRow): Envelope {
   const event = DuoEvent.parse({ type: row.type, data: JSON.parse(row.data) })
   return { seq: row.seq, type: event.type, at: row.at, data: event.data, hash: row.hash } as Envelope
 }
 
-/** A fast row → envelope without schema validation, for rows this process wrote or audit already checked. */
+/**
+ * A fast row → envelope without schema validation. Rows only ever come from `append`, whose events are
+ * typed and were validated at the edge, and triggers forbid editing them; `audit` re-validates every row.
+ */
 export function rowToEnvelope(row: EventRow): Envelope {
   return { seq: row.seq, type: row.type, at: row.at, data: JSON.parse(row.data), hash: row.hash } as Envelope
 }

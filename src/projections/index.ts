@@ -1,6 +1,10 @@
 // The views: every projection's tables, migrations and one projector that applies an event to all of them.
+// Unlike in-memory folds, each view is a set of SQLite tables that its `apply(event)` updates inside the
+// append's transaction: a crash leaves log and views consistent, and start-up needs no replay of the log.
+// `apply` is still a function of the events alone (no clock, no I/O beyond its own tables), so `audit`
+// rebuilds every view from the log and compares.
 import type { Database } from 'bun:sqlite'
-import { migrate } from '../events/log.ts'
+import { migrate } from '../events/migrate.ts'
 import type { DecisionView } from '../events/decide.ts'
 import type { Envelope } from '../events/schema.ts'
 import * as conversations from './conversations.ts'
