@@ -73,3 +73,7 @@ export const rejected = (r: Rejection): Response =>
     },
     { status: statusOf[r.reason] },
   )
+
+/** The 409 for a cursor beyond the end of the log (a client that outlived a reset database), or null. */
+export const beyondLog = (cursor: number, lastSeq: number): Response | null =>
+  cursor > lastSeq ? rejected({ reason: 'cursor_ahead', cursor, lastSeq }) : null

@@ -163,6 +163,7 @@ describe('group conversations', () => {
     ['a name of 101 characters', { creatorId: 'alice', name: 'n'.repeat(101), participants: ['bob'] }, 400],
     ['participants that are not a list', { creatorId: 'alice', name: 'G', participants: 'bob,carol' }, 400],
     ['100 participants besides the creator', { creatorId: 'alice', name: 'G', participants: Array.from({ length: 100 }, (_, i) => `p${i}`) }, 400],
+    ['101 listed participants', { creatorId: 'alice', name: 'G', participants: Array.from({ length: 101 }, (_, i) => `p${i}`) }, 400],
   ])('refuses a group with %s and appends nothing', async (_, body, status) => {
     const before = await broker.lastSeq()
     const reply = await broker.post('/conversations', body)
@@ -236,8 +237,9 @@ describe('group conversations', () => {
     ['limit=1001', 400],
     ['limit=abc', 400],
     ['before=-1', 400],
+    ['before=999999 (beyond the end of the log)', 409],
   ])('refuses history with %s', async (query, status) => {
-    const reply = await broker.get(`/conversations/${groupId}/messages?${query}`)
+    const reply = await broker.get(`/conversations/${groupId}/messages?${query.split(' ')[0]}`)
     expect(reply.status).toBe(status)
     expect(reply.body.error).toEqual(expect.any(String))
   })
@@ -284,5 +286,21 @@ describe('group conversations', () => {
     expect(await broker.lastSeq()).toBe(before)
     // Its history stays readable.
     expect((await broker.get(`/conversations/${id}/messages`)).body.conversation.is_archived).toBe(true)
+  })
+})
+
+describe('group size', () => {
+  test('a group of exactly 100 members may list its creator among the participants', async () => {
+    const broker = await startTestBroker()
+    try {
+      const ids = Array.from({ length: 99 }, (_, i) => `m${i}`)
+      await broker.register('alice', ...ids)
+      const reply = await broker.post('/conversations', { creatorId: 'alice', name: 'Full', participants: ['alice', ...ids] })
+      expect(reply.status).toBe(200)
+      const members = await broker.get(`/conversations/${reply.body.conversation.id}/participants`)
+      expect(members.body.participants).toHaveLength(100)
+    } finally {
+      await broker.close()
+    }
   })
 })

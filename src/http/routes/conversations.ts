@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import { CreateGroupInput, TalkInput } from '../../events/schema.ts'
 import type { ConversationRow } from '../../projections/conversations.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
-import { rejected } from '../rejections.ts'
+import { beyondLog, rejected } from '../rejections.ts'
 import { ConversationParams, HistoryQuery, IdempotencyHeader, LeaveBody, PartnerParams } from '../schemas.ts'
 
 export const conversationJson = (c: ConversationRow) => ({
@@ -92,9 +92,8 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
         const denied = access.canReadConversation(access.actorOf(headers.authorization), params.id)
         if (denied) return rejected(denied)
         // `before` is a cursor like any other: past the end of the log (last seq + 1 still means "all") is a 409.
-        const lastSeq = store.log.lastSeq()
-        if (query.before !== undefined && query.before > lastSeq + 1)
-          return rejected({ reason: 'cursor_ahead', cursor: query.before, lastSeq })
+        const tooFar = query.before === undefined ? null : beyondLog(query.before - 1, store.log.lastSeq())
+        if (tooFar) return tooFar
         return {
           conversation: conversationJson(views.conversations.get(params.id)!),
           messages: views.messages.history(params.id, query.limit ?? 50, query.before),

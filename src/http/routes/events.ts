@@ -1,14 +1,13 @@
 // The operator's view of the log: paging from a cursor, the live SSE stream, and health.
 import { Elysia } from 'elysia'
 import type { Access, BrokerDeps } from '../deps.ts'
-import { rejected } from '../rejections.ts'
-import { EventsQuery, LastEventId, StreamQuery } from '../schemas.ts'
+import { beyondLog, rejected } from '../rejections.ts'
+import { EventsQuery, EventsStreamQuery, LastEventId } from '../schemas.ts'
 import { eventFrame, sseResponse } from '../sse.ts'
 
 export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: BrokerDeps, access: Access) {
   const { log, views } = store
-  const ahead = (cursor: number) =>
-    cursor > log.lastSeq() ? rejected({ reason: 'cursor_ahead', cursor, lastSeq: log.lastSeq() }) : null
+  const ahead = (cursor: number) => beyondLog(cursor, log.lastSeq())
 
   return new Elysia({ name: 'events' })
     .get(
@@ -50,7 +49,7 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
           () => {},
         )
       },
-      { query: StreamQuery, headers: LastEventId, detail: { summary: 'Operator: SSE of every event from a cursor, then live' } },
+      { query: EventsStreamQuery, headers: LastEventId, detail: { summary: 'Operator: SSE of every event from a cursor, then live' } },
     )
     .get(
       '/health',

@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import type { Envelope } from '../../events/schema.ts'
 import { type Message, messageOf } from '../../projections/messages.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
-import { rejected } from '../rejections.ts'
+import { beyondLog, rejected } from '../rejections.ts'
 import { AckBody, LastEventId, ListenQuery, PartnerParams, StreamQuery } from '../schemas.ts'
 import { messageFrame, sseResponse, storedMessageFrame } from '../sse.ts'
 
@@ -46,8 +46,7 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
     return null
   }
 
-  const cursorAhead = (cursor: number) =>
-    cursor > log.lastSeq() ? rejected({ reason: 'cursor_ahead', cursor, lastSeq: log.lastSeq() }) : null
+  const cursorAhead = (cursor: number) => beyondLog(cursor, log.lastSeq())
 
   return new Elysia({ name: 'listen' })
     .get(
