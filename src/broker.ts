@@ -1,4 +1,5 @@
 // `bun run broker`: reads the configuration, starts the broker, stops cleanly on SIGINT/SIGTERM.
+import { lookup } from 'node:dns/promises'
 import { ConfigError, configFromEnv } from './http/config.ts'
 import { startBroker } from './http/server.ts'
 
@@ -20,10 +21,18 @@ try {
   broker = await startBroker(config)
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error)
-  if (/EADDRINUSE|address already in use|in use/i.test(message))
+  // Decide by the error's code, not its text: Bun's own "Is port N in use?" also comes for a bad host.
+  const code = (error as { code?: unknown })?.code
+  if (code === 'EADDRINUSE') {
+    // Elysia reports a host that does not resolve as a port in use too: tell them apart.
+    const resolves = await lookup(config.host).then(() => true, () => false)
+    if (!resolves) fail(`BROKER_HOST "${config.host}" does not resolve to an address of this machine`)
     fail(`BROKER_PORT ${config.port} on ${config.host} is already in use`)
-  if (/EACCES|permission/i.test(message) && /listen|port/i.test(message))
-    fail(`BROKER_PORT ${config.port}: permission denied`)
+  }
+  if (code === 'EINVAL' || code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+    fail(`BROKER_HOST "${config.host}" is not an address of this machine (${code})`)
+  if (code === 'EACCES' && (error as { syscall?: unknown }).syscall === 'listen')
+    fail(`BROKER_PORT ${config.port}: permission denied (ports below 1024 need privileges)`)
   // mkdir of the database's folder fails with ENOENT/EEXIST (e.g. under /proc, or below a file): still DUO_DB's fault.
   if (/unable to open|SQLITE_CANTOPEN|EACCES|EROFS|ENOTDIR|ENOENT|EEXIST|permission denied|read-only/i.test(message))
     fail(`DUO_DB "${config.dbPath}" cannot be opened for writing (${message})`)
