@@ -2,6 +2,7 @@
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import { z } from 'zod'
+import { isLoopback } from './config.ts'
 import { createAccess, type BrokerDeps, HttpError } from './deps.ts'
 import { conversationRoutes } from './routes/conversations.ts'
 import { eventRoutes } from './routes/events.ts'
@@ -44,8 +45,9 @@ export function buildApp(deps: BrokerDeps) {
       // unread body would leave the connection unusable and hold a graceful stop open: close it.
       if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)
         return Response.json({ error: tooLargeMessage(deps.config.maxBodyBytes) }, { status: 413, headers: { connection: 'close' } })
-      if (deps.config.auth === 'open' && !deps.config.allowOpenNetwork) {
-        const refusal = browserRefusal(request.headers)
+      // A loopback broker in open mode only ever serves local programs; web pages (and DNS rebinding) are refused.
+      if (deps.config.auth === 'open' && isLoopback(deps.config.host)) {
+        const refusal = browserRefusal(request.headers, !deps.config.allowOpenNetwork)
         if (refusal) return Response.json({ error: refusal }, { status: 403 })
       }
     })

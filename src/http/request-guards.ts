@@ -92,16 +92,17 @@ const hostnameOf = (value: string): string | null => {
 /**
  * Open mode on loopback trusts whoever reaches the port, and a web page the operator has open can reach it
  * too: by a cross-site request (Origin, Sec-Fetch-Site) or by DNS rebinding (a foreign Host). Such requests
- * are refused; other local programs send none of these signs. Returns why, or null.
+ * are refused; other local programs send none of these signs. Returns why, or null. `checkHost` is off when
+ * DUO_ALLOW_OPEN_NETWORK=1, where a reverse proxy on the same machine may forward any Host.
  */
-export function browserRefusal(headers: Headers): string | null {
+export function browserRefusal(headers: Headers, checkHost = true): string | null {
   const origin = headers.get('origin')
   if (origin !== null && origin !== 'null' && !isLoopback(hostnameOf(origin) ?? ''))
     return `requests from web pages (Origin ${JSON.stringify(origin.slice(0, 100))}) are refused by a broker in open mode`
   if (origin === 'null' || headers.get('sec-fetch-site') === 'cross-site')
     return 'cross-site requests from web pages are refused by a broker in open mode'
   const host = headers.get('host')
-  if (host !== null && !isLoopback(hostnameOf(host) ?? ''))
+  if (checkHost && host !== null && !isLoopback(hostnameOf(host) ?? ''))
     return `a broker in open mode on loopback answers only to loopback names, not Host ${JSON.stringify(host.slice(0, 100))} (use token mode, or DUO_ALLOW_OPEN_NETWORK=1)`
   return null
 }
