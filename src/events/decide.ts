@@ -73,9 +73,12 @@ export type Decision = {
 
 const utf8 = new TextEncoder()
 
+/** The direct pair's key: the two ids sorted. */
+export const pairOf = (a: string, b: string): [string, string] => (a < b ? [a, b] : [b, a])
+
 /** The direct conversation's name for a pair: `direct_<a>_<b>` sorted, with a suffix if another pair has it. */
 export function directIdFor(a: string, b: string, taken: (id: string) => boolean): string {
-  const [low, high] = a < b ? [a, b] : [b, a]
+  const [low, high] = pairOf(a, b)
   const base = `direct_${low}_${high}`
   if (!taken(base)) return base
   for (let n = 2; ; n++) if (!taken(`${base}_${n}`)) return `${base}_${n}`

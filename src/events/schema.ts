@@ -124,7 +124,6 @@ export const DuoEvent = z.discriminatedUnion('type', [
 export type DuoEvent = z.infer<typeof DuoEvent>
 export type EventType = DuoEvent['type']
 export const EVENT_TYPES = DuoEvent.options.map((o) => o.shape.type.value) as EventType[]
-export type EventOf<T extends EventType> = Extract<DuoEvent, { type: T }>
 
 /** An event as stored and shown: the envelope of `/events`, `replay` and SSE. */
 export type Envelope<E extends DuoEvent = DuoEvent> = E & { seq: number; at: string; hash: string }
@@ -158,6 +157,7 @@ export const CreateGroupInput = z.object({
   participants: z
     .array(PartnerId)
     .min(1, 'a group needs at least one other participant')
-    .max(LIMITS.groupMembersMax - 1, `a group has at most ${LIMITS.groupMembersMax} members`),
+    // The creator may be listed too; decide counts members after removing duplicates.
+    .max(LIMITS.groupMembersMax, `a group has at most ${LIMITS.groupMembersMax} members`),
 })
 export type CreateGroupInput = z.infer<typeof CreateGroupInput>

@@ -117,7 +117,7 @@ export function createHub({ members, lastSeq }: HubDeps) {
     },
     isListening: (partnerId: string): boolean => holds.has(partnerId),
     listeningCount: (): number => holds.size,
-    /** Waiters currently parked (for tests and /health). */
+    /** Waiters currently parked (for tests). */
     waiterCount: (): number => firehose.size + [...byPartner.values()].reduce((n, s) => n + s.size, 0),
   }
 }

@@ -1,5 +1,6 @@
 // Read model: conversations (direct and group), their membership, archived state and the direct-pair index.
 import type { Database } from 'bun:sqlite'
+import { pairOf } from '../events/decide.ts'
 import type { Envelope } from '../events/schema.ts'
 
 export const MIGRATIONS = [
@@ -39,8 +40,6 @@ export type ConversationRow = {
   last_message_seq: number | null
 }
 
-/** The direct pair's key: the two ids sorted. */
-export const pairOf = (a: string, b: string): [string, string] => (a < b ? [a, b] : [b, a])
 
 export function createConversations(db: Database) {
   const insert = db.query(
