@@ -2,9 +2,15 @@
 import { existsSync } from 'node:fs'
 import { dbPathFrom, openLogFile, parseFlags, runCli, UsageError } from './args.ts'
 
+const USAGE = 'usage: bun run backup --out FILE [--db PATH]'
+
 await runCli('duo backup', async () => {
-  const flags = parseFlags(process.argv.slice(2), { db: 'string', out: 'string' })
-  if (!flags.out) throw new UsageError('--out FILE is required (usage: bun run backup --out FILE [--db PATH])')
+  const flags = parseFlags(process.argv.slice(2), { db: 'string', out: 'string', help: 'boolean' })
+  if (flags.help) {
+    console.log(`${USAGE}\nWrites a consistent copy of the log and its views while the broker keeps running.`)
+    return 0
+  }
+  if (!flags.out) throw new UsageError(`--out FILE is required (${USAGE})`)
   if (existsSync(flags.out)) throw new UsageError(`${flags.out} exists; choose a new file`)
   const started = performance.now()
   const source = openLogFile(dbPathFrom(flags.db))
