@@ -511,10 +511,14 @@ describe('open mode', () => {
       expect((await broker.call('GET', '/health', { headers: { host: `localhost:${broker.port}` } })).status).toBe(200)
     })
 
-    test('with DUO_ALLOW_OPEN_NETWORK=1 the Host is not checked (a reverse proxy may forward any)', async () => {
+    test('with DUO_ALLOW_OPEN_NETWORK=1 the Host is not checked (a reverse proxy may forward any), web pages still are', async () => {
       const networked = await startSecureBroker({ auth: 'open', allowOpenNetwork: true })
       try {
         expect((await networked.call('GET', '/health', { headers: { host: 'duo.example.com' } })).status).toBe(200)
+        const fromPage = await networked.call('GET', '/partners', { headers: { origin: 'https://evil.example' } })
+        expectRefusal(fromPage, 403)
+        const crossSite = await networked.call('GET', '/partners', { headers: { 'sec-fetch-site': 'cross-site' } })
+        expectRefusal(crossSite, 403)
       } finally {
         await networked.close()
       }
