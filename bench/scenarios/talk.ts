@@ -11,50 +11,40 @@ type Load = { latencies: number[]; ok: number; errors: number; seconds: number; 
 
 const body = (from: string, to: string, content: string) => ({ fromId: from, to, content })
 
+/** Sends one talk and records its latency and outcome in `load`. */
+async function sendOne(load: Load, url: string, from: string, to: string, content: string): Promise<void> {
+  load.tried.add(content)
+  const t0 = performance.now()
+  try {
+    const reply = await post(url, body(from, to, content))
+    load.latencies.push(performance.now() - t0)
+    if (reply.status === 200) {
+      load.ok++
+      load.acked.set(content, reply.body.messageId)
+    } else load.errors++
+  } catch {
+    load.errors++
+  }
+}
+
+const emptyLoad = (): Load => ({ latencies: [], ok: 0, errors: 0, seconds: 0, acked: new Map(), tried: new Set() })
+
 /** One sender, one request at a time. */
 async function sequential(url: string, count: number, tag: string): Promise<Load> {
-  const load: Load = { latencies: [], ok: 0, errors: 0, seconds: 0, acked: new Map(), tried: new Set() }
+  const load = emptyLoad()
   const started = performance.now()
-  for (let i = 0; i < count; i++) {
-    const content = `${tag} s0 ${i}`
-    load.tried.add(content)
-    const t0 = performance.now()
-    try {
-      const reply = await post(url, body('s0', 'r0', content))
-      load.latencies.push(performance.now() - t0)
-      if (reply.status === 200) {
-        load.ok++
-        load.acked.set(content, reply.body.messageId)
-      } else load.errors++
-    } catch {
-      load.errors++
-    }
-  }
+  for (let i = 0; i < count; i++) await sendOne(load, url, 's0', 'r0', `${tag} s0 ${i}`)
   load.seconds = (performance.now() - started) / 1000
   return load
 }
 
 /** `SENDERS` keep-alive loops, each its own sender and recipient, until `count` requests or `limitMs`. */
 async function concurrent(url: string, count: number, limitMs: number, tag: string): Promise<Load> {
-  const load: Load = { latencies: [], ok: 0, errors: 0, seconds: 0, acked: new Map(), tried: new Set() }
+  const load = emptyLoad()
   const started = performance.now()
   let issued = 0
   const loop = async (s: number) => {
-    while (issued < count && performance.now() - started < limitMs) {
-      const content = `${tag} s${s} ${issued++}`
-      load.tried.add(content)
-      const t0 = performance.now()
-      try {
-        const reply = await post(url, body(`s${s}`, `r${s}`, content))
-        load.latencies.push(performance.now() - t0)
-        if (reply.status === 200) {
-          load.ok++
-          load.acked.set(content, reply.body.messageId)
-        } else load.errors++
-      } catch {
-        load.errors++
-      }
-    }
+    while (issued < count && performance.now() - started < limitMs) await sendOne(load, url, `s${s}`, `r${s}`, `${tag} s${s} ${issued++}`)
   }
   await Promise.all(Array.from({ length: SENDERS }, (_, s) => loop(s)))
   load.seconds = (performance.now() - started) / 1000
