@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { connect } from 'node:net'
 import { configFromEnv } from '../../src/http/config.ts'
-import { expectRefusal, rawRequest, type SecureBroker, startSecureBroker } from './secure-harness.ts'
+import { expectRefusal, ID_PATH_TRICKS, rawRequest, type SecureBroker, startSecureBroker } from './secure-harness.ts'
 
 const MiB = 1024 * 1024
 
@@ -202,20 +202,7 @@ describe('hostile input', () => {
   describe('paths, queries and headers', () => {
     test('path tricks in ids are 400 {error}: dot segments, encoded slashes, NUL, bad escapes, unicode, long', async () => {
       await unchanged(async () => {
-        const tricks = [
-          '..%2F..%2Fetc',
-          '..%2F..%2F..%2Fetc%2Fpasswd',
-          '%2E%2E%2F',
-          'alice%2Fstream',
-          '%252e%252e%252f',
-          'a%00b',
-          '%E0%A4%A',
-          '%ZZ',
-          '%F0%9F%98%80',
-          '%C3%A9t%C3%A9',
-          '.env',
-          'a'.repeat(8000),
-        ]
+        const tricks = [...ID_PATH_TRICKS, 'a'.repeat(8000)]
         for (const trick of tricks) {
           expectRefusal(await broker.call('GET', `/listen/${trick}?after=0&wait=0`, { token: alice }), 400)
           expectRefusal(await broker.call('GET', `/conversations/${trick}/messages`, { token: alice }), 400)

@@ -5,6 +5,21 @@ import type { BrokerConfig } from '../../src/http/config.ts'
 import type { RunningBroker } from '../../src/http/server.ts'
 import { parseOrText, startTestBroker } from './helpers.ts'
 
+/** Ids that try to be paths: dot segments, encoded slashes, NUL, bad escapes, unicode. Each must be a 400. */
+export const ID_PATH_TRICKS = [
+  '..%2F..%2Fetc',
+  '..%2F..%2F..%2Fetc%2Fpasswd',
+  '%2E%2E%2F',
+  'alice%2Fstream',
+  '%252e%252e%252f',
+  'a%00b',
+  '%E0%A4%A',
+  '%ZZ',
+  '%F0%9F%98%80',
+  '%C3%A9t%C3%A9',
+  '.env',
+]
+
 export type Answer = { status: number; body: any; text: string; type: string | null }
 
 export type SecureBroker = RunningBroker & {
