@@ -1,5 +1,5 @@
 // The pure rules: a command and a view of the current state give events, or a typed refusal.
-import type { DuoEvent } from './schema.ts'
+import type { DuoEvent, PartnerKind } from './schema.ts'
 
 export type Rejection =
   | { reason: 'unknown_partner'; partnerId: string }
@@ -25,7 +25,7 @@ export const refuse = <T = never>(rejection: Rejection): Result<T> => ({ ok: fal
 
 /** What the rules need to know of the current state; the projections provide it. */
 export interface DecisionView {
-  partner(id: string): { status: 'online' | 'offline'; tokenHash: string | null } | null
+  partner(id: string): { status: 'online' | 'offline'; tokenHash: string | null; kind: PartnerKind } | null
   conversation(id: string): { type: 'direct' | 'group'; is_archived: number } | null
   isMember(conversationId: string, partnerId: string): boolean
   members(conversationId: string): string[]
@@ -47,6 +47,8 @@ export type Command =
       partnerId: string
       name?: string
       projectPath?: string
+      /** Absent: the partner keeps the kind it has (a new one is an agent). */
+      partnerKind?: PartnerKind
       newTokenHash?: string
       /** Token mode: the hash of the token the request carried (null: none). An id that has a token re-registers only with it. */
       presentedTokenHash?: string | null
@@ -96,6 +98,7 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
             : { reason: 'acting_for_another', partnerId: command.partnerId },
         )
       const issue = command.newTokenHash !== undefined && (existing === null || existing.tokenHash === null)
+      const kind = command.partnerKind ?? existing?.kind ?? 'agent'
       return ok({
         tokenIssued: issue,
         events: [
@@ -106,6 +109,8 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
               name: command.name ?? command.partnerId,
               projectPath: command.projectPath ?? null,
               ...(issue ? { tokenHash: command.newTokenHash } : {}),
+              // Absent means agent, so an agent's registration reads as it did before kinds existed.
+              ...(kind === 'human' ? { kind } : {}),
             },
           },
         ],
@@ -196,7 +201,9 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
 
 function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionView, rules: Rules): Result<Decision> {
   const { fromId, content, idempotencyKey } = command
-  if (!view.partner(fromId)) return refuse({ reason: 'unknown_partner', partnerId: fromId })
+  const sender = view.partner(fromId)
+  if (!sender) return refuse({ reason: 'unknown_partner', partnerId: fromId })
+  const human = sender.kind === 'human'
   if (idempotencyKey !== undefined) {
     const original = view.messageByKey(fromId, idempotencyKey)
     if (original) return ok({ events: [], conversationId: original.conversation_id, duplicateOf: original.seq })
@@ -208,7 +215,13 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
 
   const sent = (conversationId: string): DuoEvent => ({
     type: 'MessageSent',
-    data: { conversationId, fromId, content, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) },
+    data: {
+      conversationId,
+      fromId,
+      content,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      ...(human ? { fromKind: 'human' as const } : {}),
+    },
   })
 
   if (command.conversationId !== undefined) {
@@ -217,7 +230,8 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
     if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
     // Archived first: a group is archived only once everyone left, so a membership check first would hide it.
     if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId })
-    if (!view.isMember(conversationId, fromId)) return refuse({ reason: 'not_a_participant', conversationId })
+    // A person oversees: they may step into any conversation without joining it (the console, `bun run duo`).
+    if (!human && !view.isMember(conversationId, fromId)) return refuse({ reason: 'not_a_participant', conversationId })
     return ok({ conversationId, events: [sent(conversationId)] })
   }
   if (command.to === undefined) return refuse({ reason: 'no_recipient' })

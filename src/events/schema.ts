@@ -39,6 +39,12 @@ export const GroupName = Text(LIMITS.nameMax, 'a group name').min(1, 'a group na
 export const StatusMessage = Text(LIMITS.statusMax, 'a status message')
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/)
 
+/** What kind of participant a partner is: an agent (a Claude Code instance) or a person. */
+export const PartnerKind = z
+  .enum(['agent', 'human'])
+  .describe('agent (default): an AI coding agent; human: a person, shown to agents as a human speaking')
+export type PartnerKind = z.infer<typeof PartnerKind>
+
 // ---- events -------------------------------------------------------------
 
 export const PartnerRegistered = z.object({
@@ -49,6 +55,8 @@ export const PartnerRegistered = z.object({
     projectPath: z.string().nullable(),
     /** sha-256 of the partner's secret token; present when a token was issued with this registration. */
     tokenHash: Sha256Hex.optional(),
+    /** Absent: an agent (every event written before kinds existed). */
+    kind: PartnerKind.optional(),
   }),
 })
 
@@ -91,6 +99,8 @@ export const MessageSent = z.object({
     fromId: PartnerId,
     content: z.string(),
     idempotencyKey: z.string().optional(),
+    /** Present when a person sent it: the sender's kind when the message was sent. */
+    fromKind: z.literal('human').optional(),
   }),
 })
 
@@ -134,6 +144,9 @@ export const RegisterInput = z.object({
   partnerId: PartnerId,
   name: DisplayName.optional().describe('Display name; defaults to the id'),
   projectPath: Text(LIMITS.projectPathMax, 'a project path').optional().describe('Project directory, for display only'),
+  kind: PartnerKind.optional().describe(
+    'agent (default) or human; registering a human partner needs the operator token in token mode',
+  ),
 })
 export type RegisterInput = z.infer<typeof RegisterInput>
 

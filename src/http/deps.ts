@@ -51,7 +51,10 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
       if (!open) {
         if (actor.kind === 'none') return { reason: 'token_required', partnerId }
         if (actor.kind === 'invalid') return { reason: 'token_invalid' }
-        if (actor.kind !== 'partner' || actor.id !== partnerId) return { reason: 'acting_for_another', partnerId }
+        // The operator speaks as any human partner (the console); nobody else acts for another.
+        const speaksForHuman = actor.kind === 'operator' && store.views.partners.get(partnerId)?.kind === 'human'
+        if (!speaksForHuman && (actor.kind !== 'partner' || actor.id !== partnerId))
+          return { reason: 'acting_for_another', partnerId }
       }
       // Only known ids: in open mode anyone may name any id, and the map must not grow with them. Partners are
       // never removed, so an id already in the map needs no read (a read outside a transaction costs ~7 µs).
@@ -93,6 +96,7 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
       return {
         id: row.id,
         name: row.name,
+        kind: row.kind,
         project_path: row.project_path,
         status: row.status === 'online' && (listening || fresh) ? 'online' : 'offline',
         status_message: row.status_message,

@@ -21,6 +21,8 @@ export const MessageView = z.object({
   seq: z.number().int(),
   conversation_id: z.string(),
   from_id: z.string(),
+  /** `human`: a person wrote it (the console, `bun run duo`); absent from brokers that predate kinds. */
+  from_kind: z.enum(['agent', 'human']).optional(),
   content: z.string(),
   created_at: z.string(),
 })

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { MessageView } from './broker-client.ts'
+import { senderOf } from './texts.ts'
 
 export const START_MARKER = '<!-- duo:unread:start -->'
 export const END_MARKER = '<!-- duo:unread:end -->'
@@ -18,7 +19,7 @@ export function renderUnreadSection(messages: MessageView[]): string {
   // The newest few only: CLAUDE.md is read into every session, and listen shows them all anyway.
   const shown = messages.slice(-MAX_LISTED)
   const lines = shown.map(
-    (m) => `- #${m.seq} in ${m.conversation_id}, from ${m.from_id} (${m.created_at}): "${oneLine(m.content, PREVIEW_CHARS)}"`,
+    (m) => `- #${m.seq} in ${m.conversation_id}, from ${senderOf(m)} (${m.created_at}): "${oneLine(m.content, PREVIEW_CHARS)}"`,
   )
   if (messages.length > shown.length) lines.unshift(`- (${messages.length - shown.length} older ones not shown)`)
   return [

@@ -166,6 +166,7 @@ export function channelParams(message: MessageView) {
     content: message.content,
     meta: {
       from: message.from_id,
+      from_kind: message.from_kind ?? 'agent',
       conversation: message.conversation_id,
       seq: String(message.seq),
       sent_at: message.created_at,

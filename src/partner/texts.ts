@@ -52,10 +52,14 @@ export function errorResult(text: string, notice?: string): CallToolResult {
 
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
 
+/** Who sent a message, as a model reads it: a person is named as one, so the model knows a human is speaking. */
+export const senderOf = (m: Pick<MessageView, 'from_id' | 'from_kind'>): string =>
+  m.from_kind === 'human' ? `${m.from_id} (a human, not an agent)` : m.from_id
+
 /** Messages as a model reads them: one header line per message with its seq, conversation and sender, then the text. */
 export function formatMessages(messages: MessageView[]): string {
   return messages
-    .map((m) => `#${m.seq} in ${m.conversation_id}, from ${m.from_id} at ${m.created_at}:\n${m.content}`)
+    .map((m) => `#${m.seq} in ${m.conversation_id}, from ${senderOf(m)} at ${m.created_at}:\n${m.content}`)
     .join('\n\n')
 }
 
@@ -64,6 +68,7 @@ export const MessageOut = z.object({
   seq: z.number(),
   conversationId: z.string(),
   from: z.string(),
+  fromKind: z.enum(['agent', 'human']),
   content: z.string(),
   sentAt: z.string(),
 })
@@ -72,6 +77,7 @@ export const messageOut = (m: MessageView): z.infer<typeof MessageOut> => ({
   seq: m.seq,
   conversationId: m.conversation_id,
   from: m.from_id,
+  fromKind: m.from_kind ?? 'agent',
   content: m.content,
   sentAt: m.created_at,
 })

@@ -48,7 +48,7 @@ export function decisionView(views: Views, lastSeq: () => number): DecisionView 
   return {
     partner: (id) => {
       const row = views.partners.get(id)
-      return row && { status: row.status, tokenHash: row.token_hash }
+      return row && { status: row.status, tokenHash: row.token_hash, kind: row.kind }
     },
     conversation: (id) => views.conversations.get(id),
     isMember: (conversationId, partnerId) => views.conversations.isMember(conversationId, partnerId),

@@ -19,6 +19,7 @@ export const MIGRATIONS = [
      seq INTEGER NOT NULL,
      PRIMARY KEY (partner_id, conversation_id)
    );`,
+  `ALTER TABLE messages ADD COLUMN from_kind TEXT NOT NULL DEFAULT 'agent'`,
 ]
 export const TABLES = { messages: 'seq', read_positions: 'partner_id, conversation_id' }
 
@@ -28,24 +29,27 @@ export type Message = {
   seq: number
   conversation_id: string
   from_id: string
+  /** `human` when a person sent it: agents are shown that a person is speaking. */
+  from_kind: 'agent' | 'human'
   content: string
   created_at: string
 }
 
-const COLUMNS = 'seq AS id, seq, conversation_id, from_id, content, created_at'
+const COLUMNS = 'seq AS id, seq, conversation_id, from_id, from_kind, content, created_at'
 
 export const messageOf = (event: Envelope<Extract<Envelope, { type: 'MessageSent' }>>): Message => ({
   id: event.seq,
   seq: event.seq,
   conversation_id: event.data.conversationId,
   from_id: event.data.fromId,
+  from_kind: event.data.fromKind ?? 'agent',
   content: event.data.content,
   created_at: event.at,
 })
 
 export function createMessages(db: Database) {
   const insert = db.query(
-    'INSERT INTO messages (seq, conversation_id, from_id, content, created_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?)',
+    'INSERT INTO messages (seq, conversation_id, from_id, content, created_at, idempotency_key, from_kind) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
   const advance = db.query(
     `INSERT INTO read_positions (partner_id, conversation_id, seq) VALUES (?1, ?2, ?3)
@@ -56,7 +60,7 @@ export function createMessages(db: Database) {
      ORDER BY seq`,
   )
   const visibleAll = db.query<Message, [string, number, number]>(
-    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.content, m.created_at
+    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
      FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id
      WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
      ORDER BY m.seq LIMIT ?3`,
@@ -65,7 +69,7 @@ export function createMessages(db: Database) {
     `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT ?3`,
   )
   const unread = db.query<Message, [string, number, string | null]>(
-    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.content, m.created_at
+    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
      FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
      JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > coalesce(r.seq, 0)
@@ -90,7 +94,7 @@ export function createMessages(db: Database) {
       switch (event.type) {
         case 'MessageSent': {
           const d = event.data
-          insert.run(event.seq, d.conversationId, d.fromId, d.content, event.at, d.idempotencyKey ?? null)
+          insert.run(event.seq, d.conversationId, d.fromId, d.content, event.at, d.idempotencyKey ?? null, d.fromKind ?? 'agent')
           return
         }
         case 'ReadPositionAdvanced':

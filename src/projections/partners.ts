@@ -15,6 +15,7 @@ export const MIGRATIONS = [
      last_seen TEXT NOT NULL
    );
    CREATE INDEX partners_by_token ON partners (token_hash) WHERE token_hash IS NOT NULL;`,
+  `ALTER TABLE partners ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent'`,
 ]
 export const TABLES = { partners: 'id' }
 
@@ -28,14 +29,15 @@ export type PartnerRow = {
   token_hash: string | null
   created_at: string
   last_seen: string
+  kind: 'agent' | 'human'
 }
 
 export function createPartners(db: Database) {
   const register = db.query(
-    `INSERT INTO partners (id, name, project_path, status, status_message, notifications_enabled, token_hash, created_at, last_seen)
-     VALUES (?1, ?2, ?3, 'online', NULL, 1, ?4, ?5, ?5)
+    `INSERT INTO partners (id, name, project_path, status, status_message, notifications_enabled, token_hash, created_at, last_seen, kind)
+     VALUES (?1, ?2, ?3, 'online', NULL, 1, ?4, ?5, ?5, ?6)
      ON CONFLICT (id) DO UPDATE SET name = ?2, project_path = ?3, status = 'online',
-       token_hash = coalesce(?4, token_hash), last_seen = ?5`,
+       token_hash = coalesce(?4, token_hash), last_seen = ?5, kind = ?6`,
   )
   const offline = db.query(`UPDATE partners SET status = 'offline', last_seen = ? WHERE id = ?`)
   const token = db.query('UPDATE partners SET token_hash = ? WHERE id = ?')
@@ -52,7 +54,7 @@ export function createPartners(db: Database) {
       switch (event.type) {
         case 'PartnerRegistered': {
           const d = event.data
-          register.run(d.partnerId, d.name, d.projectPath, d.tokenHash ?? null, event.at)
+          register.run(d.partnerId, d.name, d.projectPath, d.tokenHash ?? null, event.at, d.kind ?? 'agent')
           return
         }
         case 'PartnerWentOffline':

@@ -19,7 +19,7 @@ describe('history', () => {
     await given(...setting, ...interleaved())
     const page = store.views.messages.history('direct_alice_bob', 3)
     expect(page.map((m) => m.content)).toEqual(['d7', 'd8', 'd9'])
-    expect(page[2]).toEqual({ id: 24, seq: 24, conversation_id: 'direct_alice_bob', from_id: 'bob', content: 'd9', created_at: at() })
+    expect(page[2]).toEqual({ id: 24, seq: 24, conversation_id: 'direct_alice_bob', from_id: 'bob', from_kind: 'agent', content: 'd9', created_at: at() })
   })
 
   test('pages backwards with `before`, down to nothing', async () => {

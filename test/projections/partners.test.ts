@@ -21,6 +21,7 @@ describe('a registered partner', () => {
       token_hash: TOKEN_A,
       created_at: at(),
       last_seen: at(),
+      kind: 'agent',
     })
   })
 

@@ -26,12 +26,18 @@ export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
           const denied = access.actAs(actor, body.partnerId)
           if (denied) return rejected(denied)
         }
+        // A human partner may step into any conversation, so only the operator makes one.
+        if (tokens && body.kind === 'human' && existing?.kind !== 'human') {
+          const denied = access.operatorOnly(actor)
+          if (denied) return rejected(denied)
+        }
         const token = tokens ? newToken() : undefined
         const result = await commands.execute({
           kind: 'register',
           partnerId: body.partnerId,
           name: body.name,
           projectPath: body.projectPath,
+          partnerKind: body.kind,
           newTokenHash: token && hashToken(token),
           presentedTokenHash: tokens ? hashOf(headers.authorization) : undefined,
         })

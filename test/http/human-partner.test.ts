@@ -1,0 +1,78 @@
+// Human partners over HTTP: only the operator makes one, the operator speaks as it, and agents see who spoke.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { formatMessages } from '../../src/partner/texts.ts'
+import { type SecureBroker, startSecureBroker } from './secure-harness.ts'
+
+let broker: SecureBroker
+let alice: string
+let bob: string
+beforeAll(async () => {
+  broker = await startSecureBroker()
+  alice = await broker.register('alice')
+  bob = await broker.register('bob')
+  await broker.call('POST', '/talk', { token: alice, body: { fromId: 'alice', to: 'bob', content: 'hi bob' } })
+})
+afterAll(() => broker.close())
+
+describe('registering a human partner in token mode', () => {
+  test('without a token is refused with operator_token_required', async () => {
+    const answer = await broker.call('POST', '/register', { body: { partnerId: 'pat', kind: 'human' } })
+    expect(answer.status).toBe(401)
+    expect(answer.body.reason).toBe('operator_token_required')
+  })
+
+  test("with an agent's token is refused with operator_only", async () => {
+    const answer = await broker.call('POST', '/register', { token: alice, body: { partnerId: 'pat', kind: 'human' } })
+    expect(answer.status).toBe(403)
+    expect(answer.body.reason).toBe('operator_only')
+  })
+
+  test('with the operator token is made, shown as human, and gets its own token', async () => {
+    const answer = await broker.call('POST', '/register', {
+      token: broker.adminToken,
+      body: { partnerId: 'pat', name: 'Pat', kind: 'human' },
+    })
+    expect(answer.status).toBe(200)
+    expect(answer.body.partner.kind).toBe('human')
+    expect(typeof answer.body.token).toBe('string')
+    const listed = await broker.call('GET', '/partners', { token: bob })
+    expect(listed.body.partners.map((p: any) => [p.id, p.kind])).toEqual([
+      ['alice', 'agent'],
+      ['bob', 'agent'],
+      ['pat', 'human'],
+    ])
+  })
+})
+
+describe('the operator speaking as a human', () => {
+  test("steps into the agents' conversation, and the agent's listen shows a person spoke", async () => {
+    const after = await broker.lastSeq()
+    const sent = await broker.call('POST', '/talk', {
+      token: broker.adminToken,
+      body: { fromId: 'pat', conversationId: 'direct_alice_bob', content: 'please stop here' },
+    })
+    expect(sent.status).toBe(200)
+    const heard = await broker.call('GET', `/listen/bob?after=${after}&wait=5`, { token: bob })
+    expect(heard.body.messages.map((m: any) => [m.from_id, m.from_kind, m.content])).toEqual([['pat', 'human', 'please stop here']])
+    expect(formatMessages(heard.body.messages)).toContain('from pat (a human, not an agent)')
+  })
+
+  test('cannot speak as an agent', async () => {
+    const answer = await broker.call('POST', '/talk', {
+      token: broker.adminToken,
+      body: { fromId: 'alice', to: 'bob', content: 'forged' },
+    })
+    expect(answer.status).toBe(403)
+    expect(answer.body.reason).toBe('acting_for_another')
+  })
+
+  test('an agent cannot post into a conversation it is not in, a human can', async () => {
+    const carol = await broker.register('carol')
+    const refused = await broker.call('POST', '/talk', {
+      token: carol,
+      body: { fromId: 'carol', conversationId: 'direct_alice_bob', content: 'let me in' },
+    })
+    expect(refused.status).toBe(403)
+    expect(refused.body.reason).toBe('not_a_participant')
+  })
+})
