@@ -219,6 +219,7 @@ describe('group conversations', () => {
       seq: expect.any(Number),
       conversation_id: groupId,
       from_id: 'alice',
+      from_kind: 'agent',
       content: 'one',
       created_at: expect.any(String),
     })

@@ -22,6 +22,7 @@ describe('GET /listen/:id/stream', () => {
       seq: m.seq,
       conversation_id: m.conversation_id,
       from_id: m.from_id,
+      from_kind: 'agent',
       content: m.content,
       created_at: m.created_at,
     })}\n\n`

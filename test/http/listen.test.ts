@@ -29,6 +29,7 @@ describe('cursor long-poll', () => {
       seq: m1.messageId,
       conversation_id: 'direct_alice_bob',
       from_id: 'alice',
+      from_kind: 'agent',
       content: 'one',
       created_at: expect.any(String),
     })

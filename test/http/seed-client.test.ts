@@ -67,6 +67,7 @@ describe('the original mcp-claude-duo partner against an open broker', () => {
       expect(result.partner).toEqual({
         id: p.id,
         name: expect.any(String),
+        kind: 'agent',
         project_path: expect.stringMatching(/^\/home\/dev\//),
         status: 'online',
         status_message: null,

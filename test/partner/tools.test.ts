@@ -408,6 +408,7 @@ describe('push', () => {
         from: b.running.partner.id,
         conversation: (talked.structuredContent as { conversationId: string }).conversationId,
         seq: String((talked.structuredContent as { seq: number }).seq),
+        from_kind: 'agent',
         sent_at: expect.any(String),
       },
     })
