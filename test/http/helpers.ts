@@ -26,7 +26,15 @@ export type TestBroker = RunningBroker & {
 
 export type TalkReply = { success: true; conversationId: string; messageId: number; seq: number; notified: number; queued: number }
 
-export type Message = { id: number; seq: number; conversation_id: string; from_id: string; content: string; created_at: string }
+export type Message = {
+  id: number
+  seq: number
+  conversation_id: string
+  from_id: string
+  from_kind?: 'agent' | 'human'
+  content: string
+  created_at: string
+}
 
 /** The parsed JSON of a reply body, or its raw text when it is not JSON. */
 export function parseOrText(text: string): unknown {
