@@ -2,6 +2,7 @@
 import { lookup } from 'node:dns/promises'
 import { ConfigError, configFromEnv } from './http/config.ts'
 import { startBroker } from './http/server.ts'
+import { isPostgresUrl, redactUrl } from './pg/schema.ts'
 
 function fail(message: string): never {
   console.error(`duo broker: ${message}`)
@@ -34,13 +35,16 @@ try {
   if (code === 'EACCES' && (error as { syscall?: unknown }).syscall === 'listen')
     fail(`BROKER_PORT ${config.port}: permission denied (ports below 1024 need privileges)`)
   // mkdir of the database's folder fails with ENOENT/EEXIST (e.g. under /proc, or below a file): still DUO_DB's fault.
+  if (isPostgresUrl(config.dbPath)) fail(`DUO_DB ${redactUrl(config.dbPath)}: ${message}`)
   if (/unable to open|SQLITE_CANTOPEN|EACCES|EROFS|ENOTDIR|ENOENT|EEXIST|permission denied|read-only/i.test(message))
     fail(`DUO_DB "${config.dbPath}" cannot be opened for writing (${message})`)
   fail(message)
 }
 
-console.log(`duo broker listening on ${broker.url} (auth: ${config.auth}, db: ${config.dbPath}, sync: ${config.sync})`)
-if (broker.adminTokenFile) console.log(`operator token file: ${broker.adminTokenFile}`)
+const db = isPostgresUrl(config.dbPath) ? `${redactUrl(config.dbPath)} (shared)` : `${config.dbPath}, sync: ${config.sync}`
+console.log(`duo broker listening on ${broker.url} (auth: ${config.auth}, db: ${db})`)
+if (broker.adminTokenInDatabase) console.log('operator token: kept in the shared database (SELECT token FROM duo_operator)')
+else if (broker.adminTokenFile) console.log(`operator token file: ${broker.adminTokenFile}`)
 else if (!config.adminToken) console.log(`operator token (this run only): ${broker.adminToken}`)
 console.log(`API documentation: ${broker.url}/docs`)
 

@@ -217,7 +217,56 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     setImmediate(flush)
   }
 
+  /**
+   * Stores events that were sequenced, chained and made durable elsewhere (the shared PostgreSQL log) in one
+   * local transaction with the projectors, then tells the commit listeners. Rows at or below the head are
+   * already here and skipped; the others must continue the head exactly and chain, or nothing is stored.
+   * Never mixed with `transact` on the same log (a replica only ever writes through here).
+   */
+  function replicate(rows: EventRow[]): Envelope[] {
+    if (inTransaction || queue.length > 0) throw new Error('replicate beside transact()')
+    const fresh = rows.filter((row) => row.seq > lastSeq)
+    if (fresh.length === 0) return []
+    const store = db.transaction(() => {
+      for (const row of fresh) {
+        if (row.seq !== headSeq + 1) throw new Error(`replica: seq ${row.seq} does not follow ${headSeq}`)
+        if (chainHash(headHash, row.seq, row.type, row.at, row.data) !== row.hash)
+          throw new Error(`replica: the hash of seq ${row.seq} does not chain`)
+        const envelope = rowToEnvelope(row)
+        const s = subjects(envelope as unknown as DuoEvent)
+        insert.run(row.seq, row.type, row.at, row.data, row.hash, s.conversation, s.partner)
+        for (const project of projectors) project(envelope)
+        headSeq = row.seq
+        headHash = row.hash
+        pendingEnvelopes.push(envelope)
+      }
+    })
+    try {
+      store.immediate()
+    } catch (error) {
+      headSeq = lastSeq
+      headHash = lastHash
+      pendingEnvelopes = []
+      throw error
+    }
+    lastSeq = headSeq
+    lastHash = headHash
+    const committed = pendingEnvelopes
+    pendingEnvelopes = []
+    for (const listener of commitListeners) {
+      try {
+        listener(committed)
+      } catch (error) {
+        console.error('commit listener failed:', error)
+      }
+    }
+    return committed
+  }
+
   return {
+    replicate,
+    /** The hash of the last committed event (the genesis hash for an empty log). */
+    lastHash: () => lastHash,
     transact<T>(fn: () => T): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         queue.push({ fn, resolve: resolve as (v: unknown) => void, reject })

@@ -8,6 +8,7 @@ import { conversationRoutes } from './routes/conversations.ts'
 import { eventRoutes } from './routes/events.ts'
 import { listenRoutes } from './routes/listen.ts'
 import { partnerRoutes } from './routes/partners.ts'
+import { StorageError } from '../pg/log.ts'
 import { browserRefusal, jsonBodyParser, tooLargeMessage } from './request-guards.ts'
 
 type Issue = { path?: string; message?: string; summary?: string }
@@ -21,6 +22,15 @@ function validationMessage(error: { all?: Issue[]; type?: string; message?: stri
   if (part === 'body' && (where === '' || where === 'root'))
     return `the body must be a JSON object (send Content-Type: application/json): ${what}`
   return where ? `${part} field "${where}": ${what}` : `${part}: ${what}`
+}
+
+/** The documented 503: the shared log could not be read or written; nothing was stored, the client may retry. */
+function storageUnavailable(error: unknown): Response {
+  console.error(`duo broker: storage failure: ${(error as Error).message}`)
+  return Response.json(
+    { error: 'the event log cannot be reached right now; nothing was stored, retry later', reason: 'storage_unavailable' },
+    { status: 503, headers: { 'retry-after': '1' } },
+  )
 }
 
 export function buildApp(deps: BrokerDeps) {
@@ -51,6 +61,14 @@ export function buildApp(deps: BrokerDeps) {
         if (refusal) return Response.json({ error: refusal }, { status: 403 })
       }
     })
+    .onRequest(async () => {
+      if (!deps.catchUp) return
+      try {
+        await deps.catchUp()
+      } catch (error) {
+        return storageUnavailable(error)
+      }
+    })
     // 'json' is never reached (the parser before it always answers); it tells the OpenAPI document that bodies are JSON.
     .onParse({ as: 'global' }, [jsonBodyParser(deps.config.maxBodyBytes), 'json' as never])
     .onError(({ code, error, request }) => {
@@ -67,6 +85,7 @@ export function buildApp(deps: BrokerDeps) {
             { status: 404 },
           )
       }
+      if (error instanceof StorageError) return storageUnavailable(error)
       if (error instanceof HttpError) return Response.json({ error: error.message }, { status: error.status })
       const status = (error as { status?: unknown })?.status
       if (typeof status === 'number' && status >= 400 && status < 500)

@@ -15,6 +15,8 @@ export type BrokerConfig = {
   presenceTimeoutMs: number
   /** Keep-alive comment interval for SSE streams. */
   keepAliveMs: number
+  /** PostgreSQL: how often a broker polls the shared log besides LISTEN (a lost notification delays at most this). */
+  pgPollMs: number
 }
 
 export class ConfigError extends Error {}
@@ -60,5 +62,6 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     maxBodyBytes: 1024 * 1024,
     presenceTimeoutMs: int('DUO_PRESENCE_TIMEOUT_S', 300, 1, 86_400) * 1000,
     keepAliveMs: int('DUO_KEEPALIVE_S', 15, 1, 15) * 1000,
+    pgPollMs: 1000,
   }
 }

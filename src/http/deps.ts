@@ -16,6 +16,12 @@ export type BrokerDeps = {
   startedAt: number
   /** Aborted when the broker stops: every parked wait answers and every stream ends. */
   shutdown: AbortSignal
+  /**
+   * Several brokers on one PostgreSQL log: brings this broker's replica up to the shared head. Awaited
+   * before each request, so every answer reflects at least what was committed (through any broker) when
+   * the request arrived: a token, a partner or a cursor just created elsewhere is known here too.
+   */
+  catchUp?: () => Promise<void>
 }
 
 /** An error thrown from a route that `onError` turns into `{error}` with this status. */

@@ -13,6 +13,10 @@ export type HubDeps = {
   /** Current members of a conversation (one query per message event, never per listener). */
   members: (conversationId: string) => string[]
   lastSeq: () => number
+  /** Partners listening through other brokers that share the log (PostgreSQL); none by default. */
+  elsewhere?: () => ReadonlySet<string>
+  /** Called when a partner starts or stops listening here (to publish it to the other brokers). */
+  onListenersChanged?: () => void
 }
 
 /**
@@ -21,7 +25,7 @@ export type HubDeps = {
  * of listeners. Every waiter is one-shot: it is removed when woken, timed out or aborted, so a
  * disconnected client leaves nothing behind.
  */
-export function createHub({ members, lastSeq }: HubDeps) {
+export function createHub({ members, lastSeq, elsewhere, onListenersChanged }: HubDeps) {
   const byPartner = new Map<string, Set<Waiter>>()
   const firehose = new Set<Waiter>()
   const holds = new Map<string, number>()
@@ -105,18 +109,24 @@ export function createHub({ members, lastSeq }: HubDeps) {
     },
     /** Marks a partner as listening until the returned release is called (long-polls and streams). */
     hold(partnerId: string): () => void {
-      holds.set(partnerId, (holds.get(partnerId) ?? 0) + 1)
+      const before = holds.get(partnerId) ?? 0
+      holds.set(partnerId, before + 1)
+      if (before === 0) onListenersChanged?.()
       let released = false
       return () => {
         if (released) return
         released = true
         const n = (holds.get(partnerId) ?? 1) - 1
-        if (n <= 0) holds.delete(partnerId)
-        else holds.set(partnerId, n)
+        if (n <= 0) {
+          holds.delete(partnerId)
+          onListenersChanged?.()
+        } else holds.set(partnerId, n)
       }
     },
-    isListening: (partnerId: string): boolean => holds.has(partnerId),
-    listeningCount: (): number => holds.size,
+    isListening: (partnerId: string): boolean => holds.has(partnerId) || (elsewhere?.().has(partnerId) ?? false),
+    listeningCount: (): number => (elsewhere ? new Set([...holds.keys(), ...elsewhere()]).size : holds.size),
+    /** Partners listening through this broker. */
+    listeningHere: (): string[] => [...holds.keys()],
     /** Waiters currently parked (for tests). */
     waiterCount: (): number => firehose.size + [...byPartner.values()].reduce((n, s) => n + s.size, 0),
   }

@@ -1,7 +1,10 @@
 // Starts and stops a broker: store, hub, app and server wired together; used by `bun run broker` and tests.
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { openStore } from '../store.ts'
+import { isPostgresUrl } from '../pg/schema.ts'
+import { shareListeners, type SharedListeners } from '../pg/presence.ts'
+import { loadSharedAdminToken, openPgStore, type PgStore } from '../pg/store.ts'
+import { openStore, type Store } from '../store.ts'
 import { loadAdminToken } from './auth.ts'
 import type { BrokerConfig } from './config.ts'
 import { buildApp } from './app.ts'
@@ -12,6 +15,8 @@ export type RunningBroker = {
   port: number
   adminToken: string
   adminTokenFile: string | null
+  /** The operator token is kept in the shared PostgreSQL database (DUO_DB=postgres://…, no DUO_ADMIN_TOKEN). */
+  adminTokenInDatabase: boolean
   /** Answers waiting listeners, stops listening, closes the database. */
   stop(): Promise<void>
 }
@@ -21,18 +26,37 @@ const STOP_GRACE_MS = 3000
 const randomSuffix = () => Math.random().toString(36).slice(2, 8)
 
 export async function startBroker(config: BrokerConfig, now: () => Date = () => new Date()): Promise<RunningBroker> {
-  if (config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true })
+  const shared = isPostgresUrl(config.dbPath)
+  if (!shared && config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true })
   let hub: Hub | undefined
-  const store = openStore({
-    path: config.dbPath,
-    sync: config.sync,
+  let presence: SharedListeners | undefined
+  const storeOptions = {
     now,
     rules: { maxMessageBytes: config.maxMessageBytes },
-    listening: (id) => hub?.isListening(id) ?? false,
+    listening: (id: string) => hub?.isListening(id) ?? false,
+  }
+  let store: Store
+  let admin: { token: string; file: string | null }
+  if (shared) {
+    const pgStore = await openPgStore({ url: config.dbPath, pollMs: config.pgPollMs, ...storeOptions })
+    store = pgStore
+    admin = { token: await loadSharedAdminToken(pgStore.sql, config.adminToken), file: null }
+    presence = shareListeners({
+      sql: pgStore.sql,
+      brokerId: `broker_${process.pid}_${randomSuffix()}`,
+      listeningHere: () => hub?.listeningHere() ?? [],
+    })
+  } else {
+    store = openStore({ path: config.dbPath, sync: config.sync, ...storeOptions })
+    admin = loadAdminToken(config.dbPath, config.adminToken)
+  }
+  hub = createHub({
+    members: store.views.conversations.memberIds,
+    lastSeq: store.log.lastSeq,
+    elsewhere: presence && (() => presence!.elsewhere()),
+    onListenersChanged: presence && (() => presence!.changed()),
   })
-  hub = createHub({ members: store.views.conversations.memberIds, lastSeq: store.log.lastSeq })
   store.log.onCommit(hub.dispatch)
-  const admin = loadAdminToken(config.dbPath, config.adminToken)
   const shutdown = new AbortController()
   const app = buildApp({
     store,
@@ -43,6 +67,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     newGroupId: () => `group_${now().getTime()}_${randomSuffix()}`,
     startedAt: now().getTime(),
     shutdown: shutdown.signal,
+    catchUp: shared ? (store as PgStore).log.catchUp : undefined,
   })
   app.listen({
     hostname: config.host,
@@ -61,6 +86,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     port: server.port!,
     adminToken: admin.token,
     adminTokenFile: admin.file,
+    adminTokenInDatabase: shared && !config.adminToken,
     async stop() {
       // Parked long-polls answer and streams end now, so stopping never waits out a client's `wait`.
       shutdown.abort()
@@ -69,6 +95,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
       const force = setTimeout(() => void server.stop(true), STOP_GRACE_MS)
       await server.stop(false)
       clearTimeout(force)
+      await presence?.stop()
       await store.close()
     },
   }

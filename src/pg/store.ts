@@ -1,0 +1,99 @@
+// The store on PostgreSQL: the shared log, this broker's replica (log and views in SQLite memory), the commands.
+import type { SQL } from 'bun'
+import { Database } from 'bun:sqlite'
+import { createCommands } from '../events/commands.ts'
+import type { Rules } from '../events/decide.ts'
+import { migrateLog, openEventLog } from '../events/log.ts'
+import { LIMITS } from '../events/schema.ts'
+import { newToken } from '../http/auth.ts'
+import { decisionView, openViews } from '../projections/index.ts'
+import { openPgEventLog } from './log.ts'
+import { connect, migrateShared } from './schema.ts'
+
+/** A notification can be lost (a dropped connection): the replica also polls, so a loss delays at most this. */
+const POLL_MS = 1000
+
+export type PgStoreOptions = {
+  url: string
+  now?: () => Date
+  rules?: Partial<Rules>
+  listening?: (partnerId: string) => boolean
+  /** Poll interval besides LISTEN (default `POLL_MS`). */
+  pollMs?: number
+}
+
+/**
+ * Opens the shared log at `url` (migrating it), builds this broker's replica from it, and follows it:
+ * LISTEN on `duo_events` wakes the replica at once after another broker's commit, and a poll catches what
+ * a lost notification would have missed. Resolves once the replica holds the whole log.
+ */
+export async function openPgStore(options: PgStoreOptions) {
+  const sql = connect(options.url)
+  try {
+    await migrateShared(sql)
+  } catch (error) {
+    await sql.close()
+    throw error
+  }
+  // The replica is rebuilt from the log at every start: it is a cache, so it needs no durability of its own.
+  const db = new Database(':memory:', { strict: true })
+  migrateLog(db)
+  const views = openViews(db)
+  const local = openEventLog(db, { now: options.now, projectors: [views.project] })
+  const log = openPgEventLog({ sql, local, db, projectors: [views.project], now: options.now })
+
+  let failing = false
+  const follow = () =>
+    log.catchUp().then(
+      () => {
+        if (failing) console.error('duo broker: following the shared log again')
+        failing = false
+      },
+      (error) => {
+        if (!failing) console.error(`duo broker: cannot follow the shared log: ${(error as Error).message}`)
+        failing = true
+      },
+    )
+  const subscription = await sql.listen(
+    'duo_events',
+    (payload) => {
+      if (Number(payload) > log.lastSeq()) void follow()
+    },
+    // Also after every reconnect: notifications sent while the connection was down are gone.
+    () => void follow(),
+  )
+  await log.catchUp()
+  const poll = setInterval(() => void follow(), options.pollMs ?? POLL_MS)
+
+  const rules: Rules = {
+    maxMessageBytes: options.rules?.maxMessageBytes ?? LIMITS.messageBytesDefault,
+    maxGroupMembers: options.rules?.maxGroupMembers ?? LIMITS.groupMembersMax,
+  }
+  const view = decisionView(views, log.lastSeq)
+  const commands = createCommands({ log, view, rules, listening: (id) => options.listening?.(id) ?? false })
+  return {
+    db,
+    log,
+    views,
+    commands,
+    rules,
+    sql,
+    async close(): Promise<void> {
+      await log.drain()
+      clearInterval(poll)
+      log.close()
+      await subscription.unlisten().catch(() => {})
+      await sql.close()
+      db.close()
+    },
+  }
+}
+export type PgStore = Awaited<ReturnType<typeof openPgStore>>
+
+/** The operator token: DUO_ADMIN_TOKEN, else the one kept in the shared database (the first broker creates it). */
+export async function loadSharedAdminToken(sql: SQL, configured?: string): Promise<string> {
+  if (configured) return configured
+  await sql`INSERT INTO duo_operator (id, token) VALUES (1, ${newToken('duo_admin_')}) ON CONFLICT (id) DO NOTHING`
+  const [row] = await sql`SELECT token FROM duo_operator WHERE id = 1`
+  return row.token as string
+}

@@ -1,0 +1,149 @@
+// Three brokers on different ports sharing one PostgreSQL log: talk through all of them, wake-ups, presence, tokens.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
+import { eventually, readSse, startTestBroker, type TestBroker } from '../http/helpers.ts'
+import { freshDatabase, type TestDatabase } from './helpers.ts'
+
+let database: TestDatabase
+let brokers: TestBroker[] = []
+const ADMIN = 'shared-operator-token-0123456789abcdef'
+
+beforeAll(async () => {
+  database = await freshDatabase('duo_brokers')
+  // The poll is pushed out of the way: within these tests only LISTEN/NOTIFY can bring another broker's commit.
+  brokers = await Promise.all([0, 1, 2].map(() => startTestBroker({ dbPath: database.url, pgPollMs: 600_000 })))
+})
+afterAll(async () => {
+  for (const broker of brokers) await broker.close()
+  await database.drop()
+})
+
+const isListening = async (broker: TestBroker, id: string) =>
+  (await broker.get('/partners')).body.partners.find((p: { id: string }) => p.id === id)?.isListening === true
+
+type Row = { seq: string; type: string; at: string; data: string; hash: string }
+const allRows = async (): Promise<Row[]> => [...(await database.sql`SELECT seq, type, at, data, hash FROM events ORDER BY seq`)]
+
+describe('three brokers in open mode', () => {
+  test('concurrent talk through all three: every acknowledged message is in the log once, seq gap-free and chained', async () => {
+    await brokers[0]!.register('alice', 'bob', 'carol')
+    const acked: Array<{ content: string; seq: number }> = []
+    const senders = ['alice', 'bob', 'carol'].map(async (from, s) => {
+      for (let i = 0; i < 40; i++) {
+        const broker = brokers[(s + i) % 3]!
+        const to = from === 'alice' ? 'bob' : 'alice'
+        const content = `${from} #${i} via ${broker.port}`
+        const reply = await broker.talk(from, { to }, content)
+        acked.push({ content, seq: reply.seq })
+      }
+    })
+    await Promise.all(senders)
+    const rows = await allRows()
+    let prev = GENESIS_HASH
+    rows.forEach((row, i) => {
+      expect(Number(row.seq)).toBe(i + 1)
+      expect(row.hash).toBe(chainHash(prev, i + 1, row.type, row.at, row.data))
+      prev = row.hash
+    })
+    const stored = new Map<string, number[]>()
+    for (const row of rows.filter((r) => r.type === 'MessageSent')) {
+      const content = JSON.parse(row.data).content as string
+      stored.set(content, [...(stored.get(content) ?? []), Number(row.seq)])
+    }
+    for (const { content, seq } of acked) expect(stored.get(content)).toEqual([seq])
+    // Every broker serves the same log.
+    for (const broker of brokers) {
+      const page = await broker.get(`/events?after=0&limit=1000`)
+      expect(page.body.events.map((e: { hash: string }) => e.hash)).toEqual(rows.map((r) => r.hash))
+    }
+  })
+
+  test('a long-poll on one broker is woken by a message sent through another', async () => {
+    const [a, b] = [brokers[0]!, brokers[1]!]
+    const cursor = await a.lastSeq()
+    const started = Date.now()
+    const poll = a.get(`/listen/bob?after=${cursor}&wait=15`)
+    expect(await eventually(() => isListening(a, 'bob'), 5000)).toBe(true)
+    const sent = await b.talk('alice', { to: 'bob' }, 'across brokers')
+    const reply = await poll
+    expect(reply.status).toBe(200)
+    expect(reply.body.messages.map((m: { content: string }) => m.content)).toEqual(['across brokers'])
+    expect(reply.body.cursor).toBe(sent.seq)
+    // Far below the 15 s wait and the 600 s poll: the notification woke it.
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
+
+  test('an SSE stream on one broker gets a message sent through another', async () => {
+    const [a, c] = [brokers[0]!, brokers[2]!]
+    const controller = new AbortController()
+    const response = await fetch(`${a.url}/listen/bob/stream?after=${await a.lastSeq()}`, { signal: controller.signal })
+    const stream = readSse(response)
+    await stream.until((frames) => frames.some((f) => f.comment === 'connected'))
+    const sent = await c.talk('carol', { to: 'bob' }, 'streamed across')
+    await stream.until((frames) => frames.some((f) => f.id === String(sent.seq)), 10_000)
+    expect(stream.data().map((m) => m.content)).toEqual(['streamed across'])
+    controller.abort()
+    await stream.cancel()
+  })
+
+  test('a cursor handed out by one broker is resumed at once by another', async () => {
+    const [a, b] = [brokers[0]!, brokers[1]!]
+    const sent = await a.talk('alice', { to: 'carol' }, 'resume me elsewhere')
+    const reply = await b.get(`/listen/carol?after=${sent.seq}&wait=0`)
+    expect(reply.status).toBe(200)
+    const history = await b.get(`/events?after=${sent.seq - 1}`)
+    expect(history.body.events[0].seq).toBe(sent.seq)
+  })
+
+  test('presence counts a listener on every broker', async () => {
+    const [a, b, c] = brokers as [TestBroker, TestBroker, TestBroker]
+    const controller = new AbortController()
+    const poll = fetch(`${a.url}/listen/carol?after=${await a.lastSeq()}&wait=30`, { signal: controller.signal }).catch(() => null)
+    const listening = (broker: TestBroker) => isListening(broker, 'carol')
+    expect(await eventually(async () => (await listening(b)) && (await listening(c)), 10_000)).toBe(true)
+    expect((await c.get('/health')).body.listening).toBeGreaterThanOrEqual(1)
+    controller.abort()
+    await poll
+    expect(await eventually(async () => !(await listening(c)), 10_000)).toBe(true)
+  })
+})
+
+describe('three brokers in token mode', () => {
+  let tokenBrokers: TestBroker[] = []
+  let tokenDb: TestDatabase
+  beforeAll(async () => {
+    tokenDb = await freshDatabase('duo_tokens')
+    tokenBrokers = await Promise.all(
+      [0, 1, 2].map(() => startTestBroker({ dbPath: tokenDb.url, auth: 'token', pgPollMs: 600_000 })),
+    )
+  })
+  afterAll(async () => {
+    for (const broker of tokenBrokers) await broker.close()
+    await tokenDb.drop()
+  })
+
+  test('a token issued through one broker is accepted at once by the others; a wrong one is refused by all', async () => {
+    const [a, b, c] = tokenBrokers as [TestBroker, TestBroker, TestBroker]
+    const alice = await a.post('/register', { partnerId: 'alice' })
+    const bob = await a.post('/register', { partnerId: 'bob' })
+    const auth = (token: string) => ({ authorization: `Bearer ${token}` })
+    const sent = await b.post('/talk', { fromId: 'alice', to: 'bob', content: 'signed' }, auth(alice.body.token))
+    expect(sent.status).toBe(200)
+    const read = await c.get(`/listen/bob?after=0&wait=0`, auth(bob.body.token))
+    expect(read.body.messages.map((m: { content: string }) => m.content)).toEqual(['signed'])
+    const forged = await c.post('/talk', { fromId: 'alice', to: 'bob', content: 'forged' }, auth(bob.body.token))
+    expect(forged.status).toBe(403)
+    expect(forged.body.reason).toBe('acting_for_another')
+  })
+
+  test('the operator token is one for all brokers and kept in the database, not in a file', async () => {
+    const tokens = new Set(tokenBrokers.map((b) => b.adminToken))
+    expect(tokens.size).toBe(1)
+    const [row] = await tokenDb.sql`SELECT token FROM duo_operator`
+    expect(row.token).toBe(tokenBrokers[0]!.adminToken)
+    for (const broker of tokenBrokers) {
+      expect(broker.adminTokenFile).toBeNull()
+      expect((await broker.get('/events?after=0', { authorization: `Bearer ${row.token}` })).status).toBe(200)
+    }
+  })
+})
