@@ -33,6 +33,19 @@ function storageUnavailable(error: unknown): Response {
   )
 }
 
+/** With a shared log, each request first brings the replica up to the head (see `BrokerDeps.catchUp`); nothing for SQLite. */
+function catchingUp(catchUp: (() => Promise<void>) | undefined) {
+  const plugin = new Elysia()
+  if (!catchUp) return plugin
+  return plugin.onRequest(async () => {
+    try {
+      await catchUp()
+    } catch (error) {
+      return storageUnavailable(error)
+    }
+  })
+}
+
 export function buildApp(deps: BrokerDeps) {
   const access = createAccess(deps)
   return new Elysia()
@@ -61,14 +74,7 @@ export function buildApp(deps: BrokerDeps) {
         if (refusal) return Response.json({ error: refusal }, { status: 403 })
       }
     })
-    .onRequest(async () => {
-      if (!deps.catchUp) return
-      try {
-        await deps.catchUp()
-      } catch (error) {
-        return storageUnavailable(error)
-      }
-    })
+    .use(catchingUp(deps.catchUp))
     // 'json' is never reached (the parser before it always answers); it tells the OpenAPI document that bodies are JSON.
     .onParse({ as: 'global' }, [jsonBodyParser(deps.config.maxBodyBytes), 'json' as never])
     .onError(({ code, error, request }) => {
