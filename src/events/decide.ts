@@ -62,16 +62,27 @@ export type Command =
   | { kind: 'setNotifications'; partnerId: string; enabled: boolean }
   | { kind: 'ack'; partnerId: string; cursor: number; conversationId?: string }
 
-export type Decision = {
-  events: DuoEvent[]
-  /** register: whether `newTokenHash` was recorded (first registration, or a partner that had none). */
-  tokenIssued?: boolean
-  /** talk: where the message goes; with `duplicateOf`, the retried message's seq (nothing appended). */
-  conversationId?: string
-  duplicateOf?: number
-  /** leave: whether the conversation was archived by this departure. */
-  archived?: boolean
+/** What each command decides: its events, plus what the caller needs to answer (one shape per command kind). */
+type Decisions = {
+  /** `tokenIssued`: whether `newTokenHash` was recorded (first registration, or a partner that had none). */
+  register: { events: DuoEvent[]; tokenIssued: boolean }
+  unregister: { events: DuoEvent[] }
+  reissueToken: { events: DuoEvent[]; tokenIssued: true }
+  /** Where the message goes; with `duplicateOf`, the retried message's seq (and no events). */
+  talk: { events: DuoEvent[]; conversationId: string; duplicateOf?: number }
+  createGroup: { events: DuoEvent[]; conversationId: string }
+  /** `archived`: whether the conversation was archived by this departure. */
+  leave: { events: DuoEvent[]; archived: boolean }
+  setStatus: { events: DuoEvent[] }
+  setNotifications: { events: DuoEvent[] }
+  ack: { events: DuoEvent[] }
 }
+// A command kind without its decision shape does not compile.
+type EveryKind<T extends Record<Command['kind'], { events: DuoEvent[] }>> = T
+type CheckedDecisions = EveryKind<Decisions>
+
+/** The decision of one command kind (`Decision<'talk'>`), or of any (`Decision`). */
+export type Decision<K extends Command['kind'] = Command['kind']> = CheckedDecisions[K]
 
 const utf8 = new TextEncoder()
 
@@ -86,7 +97,12 @@ export function directIdFor(a: string, b: string, taken: (id: string) => boolean
   for (let n = 2; ; n++) if (!taken(`${base}_${n}`)) return `${base}_${n}`
 }
 
-export function decide(command: Command, view: DecisionView, rules: Rules): Result<Decision> {
+/** Decides `command` against `view`: the events to append and what the caller answers, or the refusal. */
+export function decide<C extends Command>(command: C, view: DecisionView, rules: Rules): Result<Decision<C['kind']>> {
+  return decideAny(command, view, rules) as Result<Decision<C['kind']>>
+}
+
+function decideAny(command: Command, view: DecisionView, rules: Rules): Result<Decision> {
   switch (command.kind) {
     case 'register': {
       const existing = view.partner(command.partnerId)
@@ -99,7 +115,7 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
         )
       const issue = command.newTokenHash !== undefined && (existing === null || existing.tokenHash === null)
       const kind = command.partnerKind ?? existing?.kind ?? 'agent'
-      return ok({
+      return ok<Decision<'register'>>({
         tokenIssued: issue,
         events: [
           {
@@ -124,7 +140,7 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
     }
     case 'reissueToken': {
       if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
-      return ok({
+      return ok<Decision<'reissueToken'>>({
         tokenIssued: true,
         events: [{ type: 'PartnerTokenReissued', data: { partnerId: command.partnerId, tokenHash: command.newTokenHash } }],
       })
@@ -138,7 +154,7 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
       if (members.length < 2) return refuse({ reason: 'invalid_request', message: 'a group needs at least one other participant' })
       const unknown = members.find((id) => !view.partner(id))
       if (unknown) return refuse({ reason: 'unknown_partner', partnerId: unknown })
-      return ok({
+      return ok<Decision<'createGroup'>>({
         conversationId: command.groupId,
         events: [
           {
@@ -163,7 +179,7 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
       const last = view.members(conversationId).length === 1
       const events: DuoEvent[] = [{ type: 'ParticipantLeft', data: { conversationId, partnerId } }]
       if (last) events.push({ type: 'ConversationArchived', data: { conversationId } })
-      return ok({ events, archived: last })
+      return ok<Decision<'leave'>>({ events, archived: last })
     }
     case 'setStatus':
       if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
@@ -199,7 +215,7 @@ export function decide(command: Command, view: DecisionView, rules: Rules): Resu
   }
 }
 
-function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionView, rules: Rules): Result<Decision> {
+function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionView, rules: Rules): Result<Decision<'talk'>> {
   const { fromId, content, idempotencyKey } = command
   const sender = view.partner(fromId)
   if (!sender) return refuse({ reason: 'unknown_partner', partnerId: fromId })

@@ -80,6 +80,11 @@ export function buildApp(deps: BrokerDeps) {
     .onError(({ code, error, request }) => {
       switch (code) {
         case 'VALIDATION':
+          // An answer that does not match its declared schema (src/wire/responses.ts) is the broker's bug, not the client's.
+          if ((error as { type?: string }).type === 'response') {
+            console.error('answer does not match its response schema:', error.message)
+            return Response.json({ error: 'internal error' }, { status: 500 })
+          }
           return Response.json({ error: validationMessage(error as never) }, { status: 400 })
         case 'PARSE':
           // The body parser's own refusals (size, media type, UTF-8, nesting) arrive wrapped in Elysia's ParseError.

@@ -1,7 +1,9 @@
 // What every route plugin is given: the store, the hub, the configuration, and access decisions.
 import type { Rejection } from '../events/decide.ts'
+import type { PartnerKind } from '../events/schema.ts'
 import type { PartnerRow } from '../projections/partners.ts'
 import type { Store } from '../store.ts'
+import type { PartnerView } from '../wire/responses.ts'
 import { type Actor, bearer, hashToken, sameDigest } from './auth.ts'
 import type { BrokerConfig } from './config.ts'
 import type { Hub } from './hub.ts'
@@ -67,6 +69,19 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
       if (activity.has(partnerId) || store.views.partners.get(partnerId)) activity.set(partnerId, now().getTime())
       return null
     },
+    /**
+     * Registering `partnerId` (token mode): an id that already holds a token re-registers only with it, and
+     * only the operator makes a human partner (a person may step into any conversation).
+     */
+    mayRegister(actor: Actor, partnerId: string, kind: PartnerKind | undefined): Rejection | null {
+      if (open) return null
+      const existing = store.views.partners.get(partnerId)
+      if (existing?.token_hash) {
+        const denied = this.actAs(actor, partnerId)
+        if (denied) return denied
+      }
+      return kind === 'human' && existing?.kind !== 'human' ? this.operatorOnly(actor) : null
+    },
     /** Reading shared lists (/partners): any valid partner or the operator, or anyone in open mode. */
     canRead(actor: Actor): Rejection | null {
       if (open || actor.kind === 'partner' || actor.kind === 'operator') return null
@@ -95,7 +110,7 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
       return actor.kind === 'invalid' ? { reason: 'token_invalid' } : { reason: 'operator_only' }
     },
     /** The API's view of a partner: presence is derived from listeners and recent activity. */
-    partnerJson(row: PartnerRow) {
+    partnerJson(row: PartnerRow): PartnerView {
       const listening = hub.isListening(row.id)
       const lastActive = Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0)
       const fresh = now().getTime() - lastActive <= config.presenceTimeoutMs

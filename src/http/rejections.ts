@@ -61,19 +61,24 @@ export function explain(r: Rejection): string {
   }
 }
 
-/** `{error}` for a person, plus the machine-readable `reason` (and the subject it names) for programs. */
-export const rejected = (r: Rejection): Response =>
-  Response.json(
-    {
-      error: explain(r),
-      reason: r.reason,
-      ...('partnerId' in r ? { partnerId: r.partnerId } : {}),
-      ...('conversationId' in r ? { conversationId: r.conversationId } : {}),
-      ...(r.reason === 'cursor_ahead' ? { last_seq: r.lastSeq } : {}),
-    },
-    { status: statusOf[r.reason] },
-  )
+/** The JSON body of a refusal: `{error}` for a person, plus the machine-readable `reason` (and the subject it names). */
+export const refusalBody = (r: Rejection) => ({
+  error: explain(r),
+  reason: r.reason,
+  ...('partnerId' in r ? { partnerId: r.partnerId } : {}),
+  ...('conversationId' in r ? { conversationId: r.conversationId } : {}),
+  ...(r.reason === 'cursor_ahead' ? { last_seq: r.lastSeq } : {}),
+})
 
-/** The 409 for a cursor beyond the end of the log (a client that outlived a reset database), or null. */
-export const beyondLog = (cursor: number, lastSeq: number): Response | null =>
-  cursor > lastSeq ? rejected({ reason: 'cursor_ahead', cursor, lastSeq }) : null
+/** The HTTP status of a refusal. */
+export const statusOfRejection = (r: Rejection): number => statusOf[r.reason]
+
+/**
+ * The refusal as a JSON response. Typed `never` so that a route declaring `response:` (Elysia then types its
+ * answer by that schema) can return it beside its answer: Elysia sends a Response as it is, unvalidated.
+ */
+export const rejected = (r: Rejection): never => Response.json(refusalBody(r), { status: statusOf[r.reason] }) as never
+
+/** The refusal (409) of a cursor beyond the end of the log (a client that outlived a reset database), or null. */
+export const beyondLog = (cursor: number, lastSeq: number): Rejection | null =>
+  cursor > lastSeq ? { reason: 'cursor_ahead', cursor, lastSeq } : null

@@ -1,62 +1,21 @@
 // Typed HTTP client of the broker: the only way the partner reaches it. Failures are values, never exceptions.
 import { z } from 'zod'
+import {
+  AckResponse,
+  ConversationsResponse,
+  CreateGroupResponse,
+  HealthResponse,
+  HistoryResponse,
+  LeaveResponse,
+  ListenResponse,
+  PartnersResponse,
+  RegisterResponse,
+  Success,
+  TalkResponse,
+} from '../wire/responses.ts'
 
-const Flag = z.union([z.boolean(), z.number()]).transform(Boolean)
-
-export const PartnerView = z.object({
-  id: z.string(),
-  name: z.string(),
-  project_path: z.string().nullish(),
-  status: z.string().nullish(),
-  status_message: z.string().nullish(),
-  notifications_enabled: Flag.optional(),
-  created_at: z.string().nullish(),
-  last_seen: z.string().nullish(),
-  isListening: z.boolean().optional(),
-})
-export type PartnerView = z.infer<typeof PartnerView>
-
-export const MessageView = z.object({
-  id: z.union([z.number(), z.string()]),
-  seq: z.number().int(),
-  conversation_id: z.string(),
-  from_id: z.string(),
-  /** `human`: a person wrote it (the console, `bun run duo`); absent from brokers that predate kinds. */
-  from_kind: z.enum(['agent', 'human']).optional(),
-  content: z.string(),
-  created_at: z.string(),
-})
-export type MessageView = z.infer<typeof MessageView>
-
-export const ConversationView = z.object({
-  id: z.string(),
-  name: z.string().nullish(),
-  type: z.string(),
-  created_by: z.string().nullish(),
-  created_at: z.string().nullish(),
-  is_archived: Flag.optional(),
-  last_message_seq: z.number().nullish(),
-  unread_count: z.number().optional(),
-  participants: z.array(z.object({ id: z.string(), name: z.string().nullish() })).optional(),
-})
-export type ConversationView = z.infer<typeof ConversationView>
-
-const Registered = z.object({ success: z.boolean(), partner: PartnerView, token: z.string().optional() })
-const Success = z.object({ success: z.boolean() }).loose()
-const Talked = z.object({
-  success: z.boolean(),
-  conversationId: z.string(),
-  messageId: z.union([z.number(), z.string()]),
-  seq: z.number().optional(),
-  notified: z.union([z.boolean(), z.number()]).optional(),
-  queued: z.union([z.boolean(), z.number()]).optional(),
-  duplicate: z.boolean().optional(),
-})
-export type Talked = z.infer<typeof Talked>
-const Listened = z.object({ hasMessages: z.boolean(), messages: z.array(MessageView), cursor: z.number().int() })
-export type Listened = z.infer<typeof Listened>
-const Left = z.object({ success: z.boolean(), left: z.boolean().optional(), archived: z.boolean().optional() })
-const History = z.object({ conversation: ConversationView.nullish(), messages: z.array(MessageView) })
+export { ConversationEntry as ConversationView, MessageView, PartnerView } from '../wire/responses.ts'
+export type { ListenResponse as Listened, TalkResponse as Talked } from '../wire/responses.ts'
 
 export type BrokerError =
   /** Nothing answered: the broker is down, or the network failed before a reply. */
@@ -148,7 +107,7 @@ export function createBrokerClient(options: BrokerClientOptions) {
     baseUrl: options.baseUrl,
     register: (body: { partnerId: string; name?: string; projectPath?: string }, token?: string | null) =>
       // `token: null` registers without credentials: the first registration of an id, or after a reset broker.
-      request(Registered, 'POST', '/register', {
+      request(RegisterResponse, 'POST', '/register', {
         body,
         retry: 'idempotent',
         auth: token,
@@ -157,7 +116,7 @@ export function createBrokerClient(options: BrokerClientOptions) {
       request(Success, 'POST', '/unregister', { body: { partnerId }, timeoutMs, retry: 'never' }),
     /** Sends a message; `idempotencyKey` makes every retry of this call the same message. */
     talk: (body: { fromId: string; to?: string; conversationId?: string; content: string; idempotencyKey: string }) =>
-      request(Talked, 'POST', '/talk', {
+      request(TalkResponse, 'POST', '/talk', {
         body,
         headers: { 'idempotency-key': body.idempotencyKey },
         retry: 'idempotent',
@@ -165,13 +124,13 @@ export function createBrokerClient(options: BrokerClientOptions) {
     /** Long-poll: messages with seq > after, at once if any, else waits up to `waitS` seconds. 409 if `after` is past the log. */
     listen: (partnerId: string, q: { after: number; waitS: number; conversationId?: string }, signal?: AbortSignal) =>
       request(
-        Listened,
+        ListenResponse,
         'GET',
         `/listen/${enc(partnerId)}?after=${q.after}&wait=${Math.round(q.waitS)}${q.conversationId ? `&conversationId=${enc(q.conversationId)}` : ''}`,
         { signal, timeoutMs: q.waitS * 1000 + 15_000, retry: 'never' },
       ),
     ack: (partnerId: string, cursor: number, conversationId?: string) =>
-      request(Success, 'POST', `/listen/${enc(partnerId)}/ack`, { body: { cursor, conversationId }, retry: 'idempotent' }),
+      request(AckResponse, 'POST', `/listen/${enc(partnerId)}/ack`, { body: { cursor, conversationId }, retry: 'idempotent' }),
     /** Opens the SSE stream of the partner's messages after `after`; the caller reads (and cancels) the body. */
     async stream(partnerId: string, after: number, signal: AbortSignal): Promise<BrokerResult<Response>> {
       const token = options.token()
@@ -188,19 +147,19 @@ export function createBrokerClient(options: BrokerClientOptions) {
       }
     },
     createConversation: (body: { creatorId: string; name: string; participants: string[] }) =>
-      request(z.object({ success: z.boolean(), conversation: ConversationView }), 'POST', '/conversations', { body }),
+      request(CreateGroupResponse, 'POST', '/conversations', { body }),
     conversations: (partnerId: string) =>
-      request(z.object({ conversations: z.array(ConversationView) }), 'GET', `/conversations/${enc(partnerId)}`),
+      request(ConversationsResponse, 'GET', `/conversations/${enc(partnerId)}`),
     leave: (conversationId: string, partnerId: string) =>
-      request(Left, 'POST', `/conversations/${enc(conversationId)}/leave`, { body: { partnerId }, retry: 'idempotent' }),
+      request(LeaveResponse, 'POST', `/conversations/${enc(conversationId)}/leave`, { body: { partnerId }, retry: 'idempotent' }),
     history: (conversationId: string, limit?: number) =>
-      request(History, 'GET', `/conversations/${enc(conversationId)}/messages${limit ? `?limit=${limit}` : ''}`),
-    partners: () => request(z.object({ partners: z.array(PartnerView) }), 'GET', '/partners'),
+      request(HistoryResponse, 'GET', `/conversations/${enc(conversationId)}/messages${limit ? `?limit=${limit}` : ''}`),
+    partners: () => request(PartnersResponse, 'GET', '/partners'),
     setStatus: (partnerId: string, message: string | null) =>
       request(Success, 'POST', `/partners/${enc(partnerId)}/status`, { body: { message }, retry: 'idempotent' }),
     setNotifications: (partnerId: string, enabled: boolean) =>
       request(Success, 'POST', `/partners/${enc(partnerId)}/notifications`, { body: { enabled }, retry: 'idempotent' }),
-    health: () => request(z.object({ status: z.string() }).loose(), 'GET', '/health', { retry: 'never', timeoutMs: 2000 }),
+    health: () => request(HealthResponse, 'GET', '/health', { retry: 'never', timeoutMs: 2000 }),
   }
 }
 export type BrokerClient = ReturnType<typeof createBrokerClient>

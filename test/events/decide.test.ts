@@ -16,7 +16,7 @@ async function given(history: DuoEvent[], rules: Partial<Rules> = {}) {
   stores.push(store)
   if (history.length > 0) await store.log.transact(() => store.log.append(history))
   const view = decisionView(store.views, store.log.lastSeq)
-  return { store, when: (command: Command) => decide(command, view, store.rules) }
+  return { store, when: <C extends Command>(command: C) => decide(command, view, store.rules) }
 }
 
 const HASH_A = 'a'.repeat(64)
@@ -46,7 +46,7 @@ const read = (partnerId: string, conversationId: string, seq: number): DuoEvent 
   data: { partnerId, conversationId, seq },
 })
 
-const talk = (fromId: string, target: { to?: string; conversationId?: string }, content = 'hello', idempotencyKey?: string): Command => ({
+const talk = (fromId: string, target: { to?: string; conversationId?: string }, content = 'hello', idempotencyKey?: string): Extract<Command, { kind: 'talk' }> => ({
   kind: 'talk',
   fromId,
   ...target,

@@ -1,7 +1,16 @@
-// Talking and conversations: talk, create a group, list, leave, history, participants.
+// Talking and conversations: talk, create a group, list, leave, history, participants. Auth: `{ actAs: 'body.fromId' }` (or the field naming the acting partner), `{ member: 'params.id' }` to read one conversation.
 import { Elysia } from 'elysia'
 import { CreateGroupInput, TalkInput } from '../../events/schema.ts'
 import type { ConversationRow } from '../../projections/conversations.ts'
+import {
+  ConversationsResponse,
+  CreateGroupResponse,
+  HistoryResponse,
+  LeaveResponse,
+  ParticipantsResponse,
+  TalkResponse,
+} from '../../wire/responses.ts'
+import { authPlugin } from '../auth-plugin.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
 import { beyondLog, rejected } from '../rejections.ts'
 import { ConversationParams, HistoryQuery, IdempotencyHeader, LeaveBody, PartnerParams } from '../schemas.ts'
@@ -19,11 +28,10 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
   const { commands, views } = store
 
   return new Elysia({ name: 'conversations' })
+    .use(authPlugin(access))
     .post(
       '/talk',
       async ({ body, headers }) => {
-        const denied = access.actAs(access.actorOf(headers.authorization), body.fromId)
-        if (denied) return rejected(denied)
         const idempotencyKey = headers['idempotency-key'] ?? body.idempotencyKey
         const result = await commands.execute({
           kind: 'talk',
@@ -34,11 +42,11 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
           idempotencyKey,
         })
         if (!result.ok) return rejected(result.rejection)
-        const { decision, appended, recipients = [], notified = [] } = result.value
+        const { decision, appended, recipients, notified } = result.value
         const seq = decision.duplicateOf ?? appended[appended.length - 1]!.seq
         return {
-          success: true,
-          conversationId: decision.conversationId!,
+          success: true as const,
+          conversationId: decision.conversationId,
           messageId: seq,
           seq,
           notified: notified.length,
@@ -46,66 +54,82 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
           duplicate: decision.duplicateOf !== undefined,
         }
       },
-      { body: TalkInput, headers: IdempotencyHeader, detail: { summary: 'Send a message to a partner or into a conversation' } },
+      {
+        actAs: 'body.fromId',
+        body: TalkInput,
+        headers: IdempotencyHeader,
+        response: { 200: TalkResponse },
+        detail: { summary: 'Send a message to a partner or into a conversation' },
+      },
     )
     .post(
       '/conversations',
-      async ({ body, headers }) => {
-        const denied = access.actAs(access.actorOf(headers.authorization), body.creatorId)
-        if (denied) return rejected(denied)
+      async ({ body }) => {
         const result = await commands.execute({ kind: 'createGroup', ...body, groupId: newGroupId() })
         if (!result.ok) return rejected(result.rejection)
-        return { success: true, conversation: conversationJson(views.conversations.get(result.value.decision.conversationId!)!) }
+        return { success: true as const, conversation: conversationJson(views.conversations.get(result.value.decision.conversationId)!) }
       },
-      { body: CreateGroupInput, detail: { summary: 'Create a group conversation' } },
+      {
+        actAs: 'body.creatorId',
+        body: CreateGroupInput,
+        response: { 200: CreateGroupResponse },
+        detail: { summary: 'Create a group conversation' },
+      },
     )
     .get(
       '/conversations/:id',
-      ({ params, headers }) => {
-        const denied = access.actAs(access.actorOf(headers.authorization), params.id)
-        if (denied) return rejected(denied)
-        return {
-          conversations: views.conversations.forPartner(params.id).map((c) => ({
-            ...conversationJson(c),
-            last_message_seq: c.last_message_seq,
-            read_seq: c.read_seq,
-            unread_count: c.unread_count,
-            participants: views.conversations.membersWithNames(c.id),
-          })),
-        }
+      ({ partnerId }) => ({
+        conversations: views.conversations.forPartner(partnerId).map((c) => ({
+          ...conversationJson(c),
+          last_message_seq: c.last_message_seq,
+          read_seq: c.read_seq,
+          unread_count: c.unread_count,
+          participants: views.conversations.membersWithNames(c.id),
+        })),
+      }),
+      {
+        actAs: 'params.id',
+        params: PartnerParams,
+        response: { 200: ConversationsResponse },
+        detail: { summary: "A partner's conversations with unread counts (path id is the partner)" },
       },
-      { params: PartnerParams, detail: { summary: "A partner's conversations with unread counts (path id is the partner)" } },
     )
     .post(
       '/conversations/:id/leave',
-      async ({ params, body, headers }) => {
-        const denied = access.actAs(access.actorOf(headers.authorization), body.partnerId)
-        if (denied) return rejected(denied)
-        const result = await commands.execute({ kind: 'leave', partnerId: body.partnerId, conversationId: params.id })
-        return result.ok ? { success: true, left: true, archived: result.value.decision.archived === true } : rejected(result.rejection)
+      async ({ params, partnerId }) => {
+        const result = await commands.execute({ kind: 'leave', partnerId, conversationId: params.id })
+        return result.ok ? { success: true as const, left: true, archived: result.value.decision.archived } : rejected(result.rejection)
       },
-      { params: ConversationParams, body: LeaveBody, detail: { summary: 'Leave a group; the last one out archives it' } },
+      {
+        actAs: 'body.partnerId',
+        params: ConversationParams,
+        body: LeaveBody,
+        response: { 200: LeaveResponse },
+        detail: { summary: 'Leave a group; the last one out archives it' },
+      },
     )
     .get(
       '/conversations/:id/messages',
-      ({ params, query, headers }) => {
-        const denied = access.canReadConversation(access.actorOf(headers.authorization), params.id)
-        if (denied) return rejected(denied)
+      ({ params, query }) => {
         // `before` is a cursor like any other: past the end of the log (last seq + 1 still means "all") is a 409.
         const tooFar = query.before === undefined ? null : beyondLog(query.before - 1, store.log.lastSeq())
-        if (tooFar) return tooFar
+        if (tooFar) return rejected(tooFar)
         return {
           conversation: conversationJson(views.conversations.get(params.id)!),
           messages: views.messages.history(params.id, query.limit ?? 50, query.before),
         }
       },
-      { params: ConversationParams, query: HistoryQuery, detail: { summary: 'History: the latest `limit` messages before `before`, oldest first' } },
+      {
+        member: 'params.id',
+        params: ConversationParams,
+        query: HistoryQuery,
+        response: { 200: HistoryResponse },
+        detail: { summary: 'History: the latest `limit` messages before `before`, oldest first' },
+      },
     )
     .get(
       '/conversations/:id/participants',
-      ({ params, headers }) => {
-        const denied = access.canReadConversation(access.actorOf(headers.authorization), params.id)
-        if (denied) return rejected(denied)
+      ({ params }) => {
         const participants = views.conversations
           .members(params.id)
           .map((id) => views.partners.get(id))
@@ -113,6 +137,11 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
           .map(access.partnerJson)
         return { participants }
       },
-      { params: ConversationParams, detail: { summary: 'Current members of a conversation' } },
+      {
+        member: 'params.id',
+        params: ConversationParams,
+        response: { 200: ParticipantsResponse },
+        detail: { summary: 'Current members of a conversation' },
+      },
     )
 }

@@ -1,5 +1,7 @@
-// The operator's view of the log: paging from a cursor, the live SSE stream, and health.
+// The operator's view of the log: paging from a cursor, the live SSE stream, and health. Auth: `{ logReader: true }`; /health is public.
 import { Elysia } from 'elysia'
+import { EventsPage, HealthResponse } from '../../wire/responses.ts'
+import { authPlugin } from '../auth-plugin.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
 import { beyondLog, rejected } from '../rejections.ts'
 import { EventsQuery, EventsStreamQuery, LastEventId } from '../schemas.ts'
@@ -10,14 +12,13 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
   const ahead = (cursor: number) => beyondLog(cursor, log.lastSeq())
 
   return new Elysia({ name: 'events' })
+    .use(authPlugin(access))
     .get(
       '/events',
-      ({ query, headers }) => {
-        const denied = access.canReadLog(access.actorOf(headers.authorization))
-        if (denied) return rejected(denied)
+      ({ query }) => {
         const after = query.after ?? 0
         const tooFar = ahead(after)
-        if (tooFar) return tooFar
+        if (tooFar) return rejected(tooFar)
         // Filtered by conversation or partner, a page scans a bounded window: it may be short or empty while `next` advances.
         return log.page(after, query.limit ?? 100, {
           type: query.type,
@@ -25,16 +26,19 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
           partner: query.partner,
         })
       },
-      { query: EventsQuery, detail: { summary: 'Operator: the event log from a cursor, in pages, with filters' } },
+      {
+        logReader: true,
+        query: EventsQuery,
+        response: { 200: EventsPage },
+        detail: { summary: 'Operator: the event log from a cursor, in pages, with filters' },
+      },
     )
     .get(
       '/events/stream',
       ({ query, headers, request, server }) => {
-        const denied = access.canReadLog(access.actorOf(headers.authorization))
-        if (denied) return rejected(denied)
         const after = headers['last-event-id'] ?? query.after ?? 0
         const tooFar = ahead(after)
-        if (tooFar) return tooFar
+        if (tooFar) return rejected(tooFar)
         server?.timeout(request, 0)
         return sseResponse(
           after,
@@ -49,14 +53,19 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
           () => {},
         )
       },
-      { query: EventsStreamQuery, headers: LastEventId, detail: { summary: 'Operator: SSE of every event from a cursor, then live' } },
+      {
+        logReader: true,
+        query: EventsStreamQuery,
+        headers: LastEventId,
+        detail: { summary: 'Operator: SSE of every event from a cursor, then live' },
+      },
     )
     .get(
       '/health',
       () => {
         const partners = views.partners.all().map(access.partnerJson)
         return {
-          status: 'ok',
+          status: 'ok' as const,
           partners: partners.length,
           online: partners.filter((p) => p.status === 'online').length,
           listening: hub.listeningCount(),
@@ -65,6 +74,6 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
           uptime_s: Math.round((now().getTime() - startedAt) / 1000),
         }
       },
-      { detail: { summary: 'Public health check' } },
+      { response: { 200: HealthResponse }, detail: { summary: 'Public health check' } },
     )
 }

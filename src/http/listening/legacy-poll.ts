@@ -1,0 +1,130 @@
+// The seed's long-poll (`GET /listen/:id` without `after`): unread messages, each handed out once, recorded as read once written.
+import type { Result } from '../../events/decide.ts'
+import type { Message } from '../../projections/messages.ts'
+import type { Store } from '../../store.ts'
+import type { Hub } from '../hub.ts'
+import { type Listener, PAGE, refused } from './common.ts'
+
+export const DEFAULT_TIMEOUT_MIN = 30
+
+/** Per conversation, the highest seq one answer handed out. */
+type Reservation = Map<string, number>
+
+/**
+ * Sends `body`, then calls `written` if the client was still connected when the bytes were handed to the
+ * socket (Bun pulls the stream's second chunk only after the first was written), else `cut`. Exactly one
+ * of the two runs, once.
+ */
+function respondThenConfirm(body: unknown, connection: AbortSignal, written: () => void, cut: () => void): Response {
+  const bytes = new TextEncoder().encode(JSON.stringify(body))
+  let settled = false
+  const settle = (ok: boolean) => {
+    if (settled) return
+    settled = true
+    connection.removeEventListener('abort', onAbort)
+    if (ok) written()
+    else cut()
+  }
+  const onAbort = () => settle(false)
+  connection.addEventListener('abort', onAbort, { once: true })
+  let pulls = 0
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (pulls++ === 0) return controller.enqueue(bytes)
+        settle(!connection.aborted)
+        controller.close()
+      },
+      cancel: () => settle(false),
+    },
+    { highWaterMark: 0 },
+  )
+  return new Response(stream, { headers: { 'content-type': 'application/json' } })
+}
+
+/**
+ * Exactly once per partner: an answer that was written (see `respondThenConfirm`) marks its messages as
+ * delivered until the read positions it records are committed, and every legacy listen of that partner
+ * skips delivered messages. Without that, a client that asks again as soon as it is answered (the original
+ * partner does) would read them again before the commit. Answers being written concurrently (two listens
+ * woken by one message) each carry the message: neither was delivered before the other. An answer that was
+ * cut marks nothing, so its messages come again.
+ */
+export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
+  const { commands, views } = store
+  const delivered = new Map<string, Set<Reservation>>()
+
+  function unread(partnerId: string, conversationId: string | undefined): Message[] {
+    const messages = views.messages.unread(partnerId, PAGE, conversationId)
+    const held = delivered.get(partnerId)
+    if (!held || messages.length === 0) return messages
+    return messages.filter((m) => {
+      for (const reservation of held) if (m.seq <= (reservation.get(m.conversation_id) ?? 0)) return false
+      return true
+    })
+  }
+
+  /** Marks `messages` delivered to the partner until the returned release is called. */
+  function markDelivered(partnerId: string, messages: Message[]): () => void {
+    const reservation: Reservation = new Map()
+    for (const m of messages) reservation.set(m.conversation_id, Math.max(m.seq, reservation.get(m.conversation_id) ?? 0))
+    let held = delivered.get(partnerId)
+    if (!held) delivered.set(partnerId, (held = new Set()))
+    held.add(reservation)
+    return () => {
+      held.delete(reservation)
+      if (held.size === 0 && delivered.get(partnerId) === held) delivered.delete(partnerId)
+    }
+  }
+
+  /**
+   * Answers the unread messages at once if any, else the first to arrive within `timeoutMs`, else none.
+   * `connection` is the request's own signal: a written answer records its messages as read, a cut one
+   * leaves them unread for the next listen.
+   */
+  return async function legacyPoll(
+    listener: Listener & { timeoutMs: number; connection: AbortSignal },
+  ): Promise<Result<Response | { hasMessages: false; messages: [] }>> {
+    const { partnerId, conversationId } = listener
+    let messages = unread(partnerId, conversationId)
+    if (messages.length === 0 && listener.timeoutMs > 0) {
+      const deadline = performance.now() + listener.timeoutMs
+      const release = hub.hold(partnerId)
+      try {
+        // No idle cut-off shorter than the wait asked for: a wake that brings nothing new (only delivered
+        // messages) waits on.
+        while (messages.length === 0) {
+          const left = deadline - performance.now()
+          const wake = left > 0 ? await hub.wait(partnerId, conversationId, listener.signal, left) : null
+          // The token may have been reissued while this waited (the hub wakes it then): the old one gets nothing.
+          const revoked = listener.stillActing()
+          if (revoked) return refused(revoked)
+          messages = unread(partnerId, conversationId)
+          // Timed out, aborted, or woken with nothing (the partner went offline): answer with what there is.
+          if (wake === null || wake.events.length === 0) break
+        }
+      } finally {
+        release()
+      }
+    }
+    if (messages.length === 0) return { ok: true, value: { hasMessages: false, messages: [] } }
+    const recordRead = () => {
+      const settled = markDelivered(partnerId, messages)
+      // One ack per conversation, exactly up to what this answer carried; they share one commit.
+      const acks = [...new Set(messages.map((m) => m.conversation_id))].map((conversation) =>
+        commands.execute({
+          kind: 'ack',
+          partnerId,
+          cursor: messages.findLast((m) => m.conversation_id === conversation)!.seq,
+          conversationId: conversation,
+        }),
+      )
+      // Nobody awaits this write: a failed commit (disk full) must be logged, not crash the broker.
+      Promise.all(acks)
+        .catch((error) => console.error('legacy listen: recording messages as read failed:', error))
+        .finally(settled)
+    }
+    const body = { hasMessages: true, messages }
+    return { ok: true, value: respondThenConfirm(body, listener.connection, recordRead, () => {}) }
+  }
+}

@@ -1,0 +1,33 @@
+// SSE of a partner's messages (`GET /listen/:id/stream`): replay from a cursor, then live; acknowledges nothing.
+import type { Store } from '../../store.ts'
+import type { Hub } from '../hub.ts'
+import { messageFrame, sseResponse, storedMessageFrame } from '../sse.ts'
+import type { Listener } from './common.ts'
+
+export function createMessageStream({ store, hub, keepAliveMs }: { store: Store; hub: Hub; keepAliveMs: number }) {
+  const { views, log } = store
+
+  /** The stream's response; the partner counts as listening until it closes. */
+  return function messageStream(listener: Listener & { after: number }): Response {
+    const { partnerId, conversationId } = listener
+    const release = hub.hold(partnerId)
+    // A stream opened with a token that has since been reissued ends at its next wake-up or keep-alive.
+    const revoked = new AbortController()
+    return sseResponse(
+      listener.after,
+      AbortSignal.any([listener.signal, revoked.signal]),
+      {
+        read: (from, limit) => views.messages.visibleAfter(partnerId, from, limit, conversationId).map(storedMessageFrame),
+        wait: async (signal, ms) => {
+          const wake = await hub.wait(partnerId, conversationId, signal, ms)
+          if (listener.stillActing()) revoked.abort()
+          return wake
+        },
+        framesOf: (wake) => wake.events.flatMap((e) => (e.type === 'MessageSent' ? [{ seq: e.seq, bytes: messageFrame(e) }] : [])),
+        head: log.lastSeq,
+      },
+      keepAliveMs,
+      release,
+    )
+  }
+}

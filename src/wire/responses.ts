@@ -1,0 +1,123 @@
+// Every broker answer, declared once: the routes' `response:` (validated, stripped to these fields, shown at /docs) and the partner's broker client parse with the same schemas. A new field is added here first; imports nothing of the HTTP layer.
+import { z } from 'zod'
+import { PartnerKind } from '../events/schema.ts'
+
+export const PartnerView = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: PartnerKind,
+  project_path: z.string().nullable(),
+  status: z.enum(['online', 'offline']).describe('online while listening or recently active'),
+  status_message: z.string().nullable(),
+  notifications_enabled: z.boolean(),
+  created_at: z.string(),
+  last_seen: z.string(),
+  isListening: z.boolean(),
+})
+export type PartnerView = z.infer<typeof PartnerView>
+
+/** A message as every API shows it; `id` and `seq` are the same number, the event's position in the log. */
+export const MessageView = z.object({
+  id: z.number().int(),
+  seq: z.number().int(),
+  conversation_id: z.string(),
+  from_id: z.string(),
+  /** `human`: a person wrote it (the console, `bun run duo`); absent from brokers that predate kinds. */
+  from_kind: z.enum(['agent', 'human']).optional(),
+  content: z.string(),
+  created_at: z.string(),
+})
+export type MessageView = z.infer<typeof MessageView>
+
+export const ConversationView = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  type: z.enum(['direct', 'group']),
+  created_by: z.string(),
+  created_at: z.string(),
+  is_archived: z.boolean(),
+})
+
+/** One entry of a partner's conversation list: the conversation, its read state and its members. */
+export const ConversationEntry = ConversationView.extend({
+  last_message_seq: z.number().int().nullable(),
+  read_seq: z.number().int(),
+  unread_count: z.number().int(),
+  participants: z.array(z.object({ id: z.string(), name: z.string() })),
+})
+export type ConversationEntry = z.infer<typeof ConversationEntry>
+
+export const Success = z.object({ success: z.literal(true) })
+
+export const RegisterResponse = z.object({
+  success: z.literal(true),
+  partner: PartnerView,
+  token: z.string().optional().describe('Token mode: the secret, returned once on first registration'),
+})
+
+export const TalkResponse = z.object({
+  success: z.literal(true),
+  conversationId: z.string(),
+  messageId: z.number().int(),
+  seq: z.number().int().describe('Same as messageId: the message event’s seq'),
+  notified: z.number().int().describe('Recipients with a waiting listener'),
+  queued: z.number().int().describe('Recipients without one'),
+  duplicate: z.boolean().describe('True when an Idempotency-Key retry returned the original message'),
+})
+export type TalkResponse = z.infer<typeof TalkResponse>
+
+/** Cursor long-poll: `cursor` is the seq to resume from. */
+export const ListenResponse = z.object({
+  hasMessages: z.boolean(),
+  messages: z.array(MessageView),
+  cursor: z.number().int(),
+})
+export type ListenResponse = z.infer<typeof ListenResponse>
+
+/** The seed's legacy long-poll (no `after`): unread messages, recorded as read once the answer was written. */
+export const LegacyListenResponse = z.object({ hasMessages: z.boolean(), messages: z.array(MessageView) })
+
+export const AckResponse = z.object({
+  success: z.literal(true),
+  acknowledged: z.array(z.object({ conversationId: z.string(), seq: z.number().int() })),
+})
+
+export const CreateGroupResponse = z.object({ success: z.literal(true), conversation: ConversationView })
+export const ConversationsResponse = z.object({ conversations: z.array(ConversationEntry) })
+export const LeaveResponse = z.object({ success: z.literal(true), left: z.boolean(), archived: z.boolean() })
+export const HistoryResponse = z.object({ conversation: ConversationView, messages: z.array(MessageView) })
+export const ParticipantsResponse = z.object({ participants: z.array(PartnerView) })
+export const PartnersResponse = z.object({ partners: z.array(PartnerView) })
+export const TokenResponse = z.object({ success: z.literal(true), partnerId: z.string(), token: z.string() })
+
+export const HealthResponse = z.object({
+  status: z.literal('ok'),
+  partners: z.number().int(),
+  online: z.number().int(),
+  listening: z.number().int(),
+  last_seq: z.number().int(),
+  auth: z.enum(['token', 'open']),
+  uptime_s: z.number(),
+})
+
+/** What every refusal carries: a sentence for a person, the machine-readable reason, and the subject it names. */
+export const Refusal = z.object({
+  error: z.string(),
+  reason: z.string().optional(),
+  partnerId: z.string().optional(),
+  conversationId: z.string().optional(),
+  last_seq: z.number().int().optional(),
+})
+
+/** An event as `/events`, `replay` and the SSE streams show it (its `data` is validated when it is appended). */
+export const EventEnvelope = z.object({
+  seq: z.number().int(),
+  type: z.string(),
+  at: z.string(),
+  data: z.record(z.string(), z.unknown()),
+  hash: z.string(),
+})
+export const EventsPage = z.object({
+  events: z.array(EventEnvelope),
+  next: z.number().int().describe('The cursor to ask for the next page'),
+})
