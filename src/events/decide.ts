@@ -3,6 +3,7 @@ import type { DuoEvent, PartnerKind } from './schema.ts'
 
 export type Rejection =
   | { reason: 'unknown_partner'; partnerId: string }
+  | { reason: 'partner_id_taken'; partnerId: string; existing: string; lookalike: boolean }
   | { reason: 'unknown_conversation'; conversationId: string }
   | { reason: 'not_a_participant'; conversationId: string }
   | { reason: 'conversation_archived'; conversationId: string }
@@ -26,6 +27,8 @@ export const refuse = <T = never>(rejection: Rejection): Result<T> => ({ ok: fal
 /** What the rules need to know of the current state; the projections provide it. */
 export interface DecisionView {
   partner(id: string): { status: 'online' | 'offline'; tokenHash: string | null; kind: PartnerKind } | null
+  /** Another partner's id that equals `id` without regard to case, else one with its `idSkeleton`; null if none. */
+  partnerLike(id: string): { id: string; lookalike: boolean } | null
   conversation(id: string): { type: 'direct' | 'group'; is_archived: number } | null
   isMember(conversationId: string, partnerId: string): boolean
   members(conversationId: string): string[]
@@ -106,6 +109,10 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
   switch (command.kind) {
     case 'register': {
       const existing = view.partner(command.partnerId)
+      // Ids are unique without regard to case, and look-alikes (`aIice` for `alice`) are refused too. Only new
+      // ids: an old log may hold both `Alice` and `alice`, and each still re-registers.
+      const like = existing ? null : view.partnerLike(command.partnerId)
+      if (like) return refuse({ reason: 'partner_id_taken', partnerId: command.partnerId, existing: like.id, lookalike: like.lookalike })
       // Checked here too, not only by the route: two first registrations racing must not both succeed.
       if (command.presentedTokenHash !== undefined && existing?.tokenHash && existing.tokenHash !== command.presentedTokenHash)
         return refuse(

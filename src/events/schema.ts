@@ -27,16 +27,38 @@ export const ConversationId = z
   .regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/, 'a conversation id is letters, digits, "_", "-" and ".", not starting with "."')
   .describe('Conversation id, e.g. direct_alice_bob or group_...')
 
-const Text = (max: number, what: string) =>
+/**
+ * A character that breaks the one-line rule for names, statuses and group names (contract section 6): control
+ * characters (tab and newlines included), format characters (bidirectional overrides and marks, zero-width
+ * spaces and joiners, the soft hyphen), line and paragraph separators, lone surrogates, and the Hangul fillers
+ * that render as nothing. Other partners show these fields inside their own lines, where such a character
+ * could forge a line or hide and reorder text. Look-alike letters are not caught here (see `idSkeleton`).
+ */
+export const NOT_ONE_LINE_CHAR = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\u115F\u1160\u3164\uFFA0]/u
+const ONE_LINE = new RegExp(`^(?:(?!${NOT_ONE_LINE_CHAR.source}).)*$`, 'u')
+
+/** One line of printable text, at most `max` characters (UTF-16 units). */
+const OneLine = (max: number, what: string) =>
   z
     .string()
     .max(max, `${what} is at most ${max} characters`)
-    // Control characters other than tab and newlines have no place in names and statuses.
-    .regex(/^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*$/, `${what} must not contain control characters`)
+    .regex(
+      ONE_LINE,
+      `${what} must be one line of printable text: no control characters (newlines and tabs included), no bidirectional-override or zero-width characters`,
+    )
 
-export const DisplayName = Text(LIMITS.nameMax, 'a name')
-export const GroupName = Text(LIMITS.nameMax, 'a group name').min(1, 'a group name must not be empty')
-export const StatusMessage = Text(LIMITS.statusMax, 'a status message')
+export const DisplayName = OneLine(LIMITS.nameMax, 'a name')
+export const GroupName = OneLine(LIMITS.nameMax, 'a group name').min(1, 'a group name must not be empty')
+export const StatusMessage = OneLine(LIMITS.statusMax, 'a status message')
+
+/**
+ * The form under which two partner ids count as the same (ids are ASCII, see PartnerId): lower case, after
+ * the look-alikes `I`, `1` → `l` and `0` → `o`. So `Alice`, `ALICE`, `aIice` and `a1ice` all meet `alice`; `mail`
+ * and `mall` stay apart (only a capital I looks like an l). A new id is refused when an existing one equals it
+ * without regard to case (`MAIL` and `mail`) or has its skeleton. `idSkeletonSql` is the same function in SQL.
+ */
+export const idSkeleton = (id: string): string => id.replace(/[I1]/g, 'l').replace(/0/g, 'o').toLowerCase()
+export const idSkeletonSql = (column: string): string => `lower(replace(replace(replace(${column}, 'I', 'l'), '1', 'l'), '0', 'o'))`
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/)
 
 /** What kind of participant a partner is: an agent (a Claude Code instance) or a person. */
@@ -143,7 +165,7 @@ export type Envelope<E extends DuoEvent = DuoEvent> = E & { seq: number; at: str
 export const RegisterInput = z.object({
   partnerId: PartnerId,
   name: DisplayName.optional().describe('Display name; defaults to the id'),
-  projectPath: Text(LIMITS.projectPathMax, 'a project path').optional().describe('Project directory, for display only'),
+  projectPath: OneLine(LIMITS.projectPathMax, 'a project path').optional().describe('Project directory, for display only'),
   kind: PartnerKind.optional().describe(
     'agent (default) or human; registering a human partner needs the operator token in token mode',
   ),

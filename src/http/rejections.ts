@@ -3,6 +3,7 @@ import type { Rejection } from '../events/decide.ts'
 
 const statusOf = {
   unknown_partner: 404,
+  partner_id_taken: 409,
   unknown_conversation: 404,
   not_a_participant: 403,
   conversation_archived: 409,
@@ -24,6 +25,10 @@ export function explain(r: Rejection): string {
   switch (r.reason) {
     case 'unknown_partner':
       return `unknown partner "${r.partnerId}": it has never registered`
+    case 'partner_id_taken':
+      return r.lookalike
+        ? `partner id "${r.partnerId}" looks like the existing partner "${r.existing}" (I, 1 and l, 0 and o count as the same letter): choose an id that others cannot mistake for it`
+        : `partner id "${r.partnerId}" is taken: partner "${r.existing}" exists, and ids are unique without regard to case; use "${r.existing}" or choose another id`
     case 'unknown_conversation':
       return `unknown conversation "${r.conversationId}"`
     case 'not_a_participant':
@@ -68,6 +73,7 @@ export const refusalBody = (r: Rejection) => ({
   ...('partnerId' in r ? { partnerId: r.partnerId } : {}),
   ...('conversationId' in r ? { conversationId: r.conversationId } : {}),
   ...(r.reason === 'cursor_ahead' ? { last_seq: r.lastSeq } : {}),
+  ...(r.reason === 'partner_id_taken' ? { existing: r.existing } : {}),
 })
 
 /** The HTTP status of a refusal. */

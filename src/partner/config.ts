@@ -1,6 +1,6 @@
 // The partner's configuration, read once from the environment and the working directory.
 import { basename, resolve } from 'node:path'
-import { LIMITS, PartnerId } from '../events/schema.ts'
+import { DisplayName, LIMITS, PartnerId } from '../events/schema.ts'
 
 export type PartnerConfig = {
   brokerUrl: string
@@ -10,6 +10,8 @@ export type PartnerConfig = {
   projectDir: string
   /** The longest one `listen` call waits, in seconds. */
   listenMaxS: number
+  /** DUO_CLAUDE_MD: whether unread notices also go into the project's CLAUDE.md (off: only a section left by an earlier run is removed). */
+  claudeMd?: boolean
 }
 
 export const DEFAULT_BROKER_URL = 'http://127.0.0.1:3210'
@@ -27,6 +29,8 @@ export function partnerIdFromDirectory(dir: string): string {
 
 export class ConfigError extends Error {}
 
+const SWITCH: Record<string, boolean> = { on: true, off: false, '1': true, '0': false, true: true, false: false }
+
 export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: string): PartnerConfig {
   // Claude Code tells stdio servers the project root in CLAUDE_PROJECT_DIR (since 2.1.141); cwd is where it was started.
   const projectDir = resolve(env.DUO_PROJECT_DIR || env.CLAUDE_PROJECT_DIR || cwd)
@@ -43,5 +47,10 @@ export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: 
     throw new ConfigError(`DUO_LISTEN_MAX_S "${rawMax}" must be a number of seconds between 0 and 3600`)
   }
   const partnerName = env.PARTNER_NAME?.trim().slice(0, LIMITS.nameMax) || partnerId
-  return { brokerUrl, partnerId, partnerName, projectDir, listenMaxS }
+  const nameCheck = DisplayName.safeParse(partnerName)
+  if (!nameCheck.success) throw new ConfigError(`PARTNER_NAME is invalid: ${nameCheck.error.issues[0]?.message}`)
+  const rawClaudeMd = env.DUO_CLAUDE_MD?.trim().toLowerCase() || 'on'
+  const claudeMd = SWITCH[rawClaudeMd]
+  if (claudeMd === undefined) throw new ConfigError(`DUO_CLAUDE_MD "${env.DUO_CLAUDE_MD}" must be on or off`)
+  return { brokerUrl, partnerId, partnerName, projectDir, listenMaxS, claudeMd }
 }

@@ -3,6 +3,7 @@ import type { BrokerClient, BrokerError, BrokerResult, MessageView, PartnerView 
 import { updateClaudeMd } from './claude-md.ts'
 import type { PartnerConfig } from './config.ts'
 import { advance, START, Unread } from './inbox.ts'
+import { plain } from './untrusted.ts'
 import type { ListenPosition, StateStore } from './state-file.ts'
 
 /**
@@ -137,7 +138,7 @@ export class Partner {
       g.count++
       groups.set(m.conversation_id, g)
     }
-    const parts = [...groups.values()].map((g) => `${g.count} from ${[...g.from].join(', ')} in ${g.conversation}`)
+    const parts = [...groups.values()].map((g) => `${g.count} from ${[...g.from].map(plain).join(', ')} in ${plain(g.conversation)}`)
     const total = this.unread.size === 1 ? '1 unread message' : `${this.unread.size} unread messages`
     return `[Duo] You have ${total} (${parts.join('; ')}). Call listen to read them.`
   }
@@ -161,7 +162,9 @@ export class Partner {
     clearTimeout(this.claudeMdTimer)
     this.claudeMdTimer = undefined
     try {
-      updateClaudeMd(this.config.projectDir, this.notificationsEnabled ? this.unread.list() : [])
+      // Off (DUO_CLAUDE_MD=off) still removes a section an earlier run left, and adds none.
+      const listed = this.notificationsEnabled && this.config.claudeMd !== false ? this.unread.list() : []
+      updateClaudeMd(this.config.projectDir, listed)
     } catch (error) {
       console.error(`duo partner: could not update CLAUDE.md: ${(error as Error).message}`)
     }

@@ -52,16 +52,8 @@ export function errorResult(text: string, notice?: string): CallToolResult {
 
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
 
-/** Who sent a message, as a model reads it: a person is named as one, so the model knows a human is speaking. */
-export const senderOf = (m: Pick<MessageView, 'from_id' | 'from_kind'>): string =>
-  m.from_kind === 'human' ? `${m.from_id} (a human, not an agent)` : m.from_id
-
-/** Messages as a model reads them: one header line per message with its seq, conversation and sender, then the text. */
-export function formatMessages(messages: MessageView[]): string {
-  return messages
-    .map((m) => `#${m.seq} in ${m.conversation_id}, from ${senderOf(m)} at ${m.created_at}:\n${m.content}`)
-    .join('\n\n')
-}
+// Who sent a message, as a model reads it (a person is named as one): shown through untrusted.ts, like every field.
+export { senderOf } from './untrusted.ts'
 
 /** A message in tools' structured results. */
 export const MessageOut = z.object({

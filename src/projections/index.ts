@@ -50,6 +50,7 @@ export function decisionView(views: Views, lastSeq: () => number): DecisionView 
       const row = views.partners.get(id)
       return row && { status: row.status, tokenHash: row.token_hash, kind: row.kind }
     },
+    partnerLike: (id) => views.partners.like(id),
     conversation: (id) => views.conversations.get(id),
     isMember: (conversationId, partnerId) => views.conversations.isMember(conversationId, partnerId),
     members: (conversationId) => views.conversations.memberIds(conversationId),

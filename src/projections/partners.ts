@@ -1,6 +1,6 @@
 // Read model: partners, their settings, token hashes and last activity (presence is derived from it at read time).
 import type { Database } from 'bun:sqlite'
-import type { Envelope } from '../events/schema.ts'
+import { type Envelope, idSkeleton, idSkeletonSql } from '../events/schema.ts'
 
 export const MIGRATIONS = [
   `CREATE TABLE partners (
@@ -16,6 +16,9 @@ export const MIGRATIONS = [
    );
    CREATE INDEX partners_by_token ON partners (token_hash) WHERE token_hash IS NOT NULL;`,
   `ALTER TABLE partners ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent'`,
+  // Ids unique without regard to case or look-alike letters: found by index, however many partners there are.
+  `CREATE INDEX partners_by_folded_id ON partners (id COLLATE NOCASE);
+   CREATE INDEX partners_by_skeleton ON partners (${idSkeletonSql('id')});`,
 ]
 export const TABLES = { partners: 'id' }
 
@@ -48,6 +51,11 @@ export function createPartners(db: Database) {
   const all = db.query<PartnerRow, []>('SELECT * FROM partners ORDER BY id')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners')
   const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = ?')
+  // ids are ASCII, so NOCASE (ASCII-only folding) is the whole of "without regard to case".
+  const folded = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE id = ?1 COLLATE NOCASE AND id != ?1 LIMIT 1')
+  const skeleton = db.query<{ id: string }, [string, string]>(
+    `SELECT id FROM partners WHERE ${idSkeletonSql('id')} = ?1 AND id != ?2 LIMIT 1`,
+  )
 
   return {
     apply(event: Envelope): void {
@@ -86,6 +94,13 @@ export function createPartners(db: Database) {
     get: (id: string): PartnerRow | null => one.get(id),
     all: (): PartnerRow[] => all.all(),
     count: (): number => count.get()!.n,
+    /** Another partner whose id equals `id` without regard to case, else one with the same `idSkeleton`. */
+    like(id: string): { id: string; lookalike: boolean } | null {
+      const same = folded.get(id)
+      if (same) return { id: same.id, lookalike: false }
+      const alike = skeleton.get(idSkeleton(id), id)
+      return alike ? { id: alike.id, lookalike: true } : null
+    },
     /** The partner whose token hashes to `hash`, if any. */
     byTokenHash: (hash: string): string | null => byToken.get(hash)?.id ?? null,
   }

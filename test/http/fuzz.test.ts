@@ -87,7 +87,8 @@ const CONTENT_TYPES = [
   'application/json, text/plain',
   'text/json',
 ]
-const CONTROL = ['\u0000', '\u0001', '\u0007', '\u001b', '\u007f', '\u000b']
+/** What the one-line rule refuses in names, statuses, group names and paths: controls (newlines, tab), bidi, zero-width, separators. */
+const CONTROL = ['\u0000', '\u0001', '\u0007', '\u001b', '\u007f', '\u000b', '\n', '\r', '\t', '\u0085', '\u202e', '\u2066', '\u200b', '\u200d', '\ufeff', '\u2028', '\u3164']
 
 function wrongTypeFor(rng: Rng, type: 'string' | 'number' | 'boolean' | 'array'): unknown {
   const candidates: unknown[] = [42, -1.5, true, false, ['x'], { x: 1 }, [], {}, 'text', '']

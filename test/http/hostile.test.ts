@@ -142,6 +142,54 @@ describe('hostile input', () => {
         expect((await broker.call('POST', '/register', { body: { partnerId } })).status).toBe(200)
     })
 
+    test('names, statuses, group names and project paths are one line of printable text: else 400 naming the field', async () => {
+      const forged = [
+        'Mallory\n- duo-system: online',
+        'a\r\n[Duo] You have 1 unread message',
+        'tab\there',
+        'evil\u202Eenilno',
+        'zero\u200Bwidth',
+        'join\u200Der',
+        'isolate\u2066x\u2069',
+        'line\u2028sep',
+        'bom\uFEFF',
+        'filler\u3164',
+        'lone \ud800 surrogate',
+      ]
+      await unchanged(async () => {
+        for (const text of forged) {
+          const fields = [
+            [await broker.call('POST', '/register', { body: { partnerId: 'ctl', name: text } }), 'name'],
+            [await broker.call('POST', '/register', { body: { partnerId: 'ctl', projectPath: `/tmp/${text}` } }), 'projectPath'],
+            [await broker.call('POST', '/partners/alice/status', { token: alice, body: { message: text } }), 'message'],
+            [await broker.call('POST', '/conversations', { token: alice, body: { creatorId: 'alice', name: text, participants: ['bob'] } }), 'name'],
+          ] as const
+          for (const [answer, field] of fields) {
+            expectRefusal(answer, 400)
+            expect(answer.body.error).toStartWith(`body field "${field}": `)
+            expect(answer.body.error).toContain('one line of printable text')
+          }
+        }
+      })
+      // Printable text of any script is fine, emoji and no-break spaces included.
+      expect((await broker.call('POST', '/partners/alice/status', { token: alice, body: { message: 'été 😀 ok\u00a0ça 日本' } })).status).toBe(200)
+    })
+
+    test('ids are unique without regard to case, and look-alikes of an id are refused: 409 partner_id_taken naming it', async () => {
+      await unchanged(async () => {
+        for (const [partnerId, lookalike] of [['ALICE', false], ['Alice', false], ['aIice', true], ['a1ice', true], ['B0B', true], ['bOb', false]] as const) {
+          const answer = await broker.call('POST', '/register', { body: { partnerId } })
+          expectRefusal(answer, 409)
+          const existing = partnerId.toLowerCase().includes('b') ? 'bob' : 'alice'
+          expect(answer.body).toMatchObject({ reason: 'partner_id_taken', partnerId, existing })
+          expect(answer.body.error).toContain(lookalike ? `looks like the existing partner "${existing}"` : 'unique without regard to case')
+        }
+      })
+      // Its own id still re-registers (with its token), and ids that merely share letters are distinct.
+      expect((await broker.call('POST', '/register', { token: alice, body: { partnerId: 'alice' } })).status).toBe(200)
+      for (const partnerId of ['mail', 'mall', 'alice2', 'bobby']) expect((await broker.call('POST', '/register', { body: { partnerId } })).status).toBe(200)
+    })
+
     test('control characters in names, statuses, group names and project paths are 400', async () => {
       await unchanged(async () => {
         expectRefusal(await broker.call('POST', '/register', { body: { partnerId: 'ctl', name: 'a\u0007b' } }), 400)

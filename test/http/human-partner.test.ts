@@ -1,6 +1,6 @@
 // Human partners over HTTP: only the operator makes one, the operator speaks as it, and agents see who spoke.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { formatMessages } from '../../src/partner/texts.ts'
+import { renderMessages } from '../../src/partner/untrusted.ts'
 import { type SecureBroker, startSecureBroker } from './secure-harness.ts'
 
 let broker: SecureBroker
@@ -54,7 +54,7 @@ describe('the operator speaking as a human', () => {
     expect(sent.status).toBe(200)
     const heard = await broker.call('GET', `/listen/bob?after=${after}&wait=5`, { token: bob })
     expect(heard.body.messages.map((m: any) => [m.from_id, m.from_kind, m.content])).toEqual([['pat', 'human', 'please stop here']])
-    expect(formatMessages(heard.body.messages)).toContain('from pat (a human, not an agent)')
+    expect(renderMessages(heard.body.messages)).toContain('from pat (a human, not an agent)')
   })
 
   test('cannot speak as an agent', async () => {

@@ -84,8 +84,9 @@ describe('partners over stdio', () => {
       expect(sent.isError).toBeFalsy()
       await waitFor('the push to beta', () => beta.pushes.length > 0, 1000)
       expect(Date.now() - sentAt).toBeLessThan(1000)
+      // The body, framed as another partner's words (see test/partner/hostile-text.test.ts).
+      expect(beta.pushes[0]!.params.content).toMatch(/\nHey beta, can you check the auth module\?\n--- duo:[a-z0-9]{10} end of #\d+ ---$/)
       expect(beta.pushes[0]!.params).toMatchObject({
-        content: 'Hey beta, can you check the auth module?',
         meta: { from: 'alpha_project', conversation: (sent.structuredContent as { conversationId: string }).conversationId },
       })
       expect(contents(await call(beta.client, 'listen', {}))).toEqual(['Hey beta, can you check the auth module?'])
@@ -148,8 +149,9 @@ describe('partners over stdio', () => {
     try {
       const claudeMd = join(reader.dir, 'CLAUDE.md')
       await call(writer.client, 'talk', { message: 'the build is red', to: 'reader' })
-      await waitFor('the CLAUDE.md section', () => existsSync(claudeMd) && readFileSync(claudeMd, 'utf8').includes('the build is red'))
+      await waitFor('the CLAUDE.md section', () => existsSync(claudeMd) && readFileSync(claudeMd, 'utf8').includes('from writer'))
       expect(readFileSync(claudeMd, 'utf8')).toContain('<!-- duo:unread:start -->')
+      expect(readFileSync(claudeMd, 'utf8')).not.toContain('the build is red')
       const answer = await call(reader.client, 'list_conversations')
       expect(textOf(answer).split('\n')[0]).toContain('[Duo] You have 1 unread message (1 from writer')
       expect(contents(await call(reader.client, 'listen', {}))).toEqual(['the build is red'])
@@ -192,7 +194,7 @@ describe('partners over stdio', () => {
       const back = await call(one.client, 'talk', { message: 'back again', to: 'two' })
       expect(back.isError).toBeFalsy()
       // two's follower reconnects by itself and pushes the message; listen hands it over once.
-      await waitFor('the push after reconnecting', () => two.pushes.some((p) => p.params.content === 'back again'), 8000)
+      await waitFor('the push after reconnecting', () => two.pushes.some((p) => p.params.content.includes('\nback again\n')), 8000)
       expect(contents(await call(two.client, 'listen', {}))).toEqual(['back again'])
     } finally {
       await Promise.all([one.close(), two.close()])

@@ -357,9 +357,14 @@ describe('unread awareness', () => {
     const dir = a.running.partner.config.projectDir
     const claudeMd = join(dir, 'CLAUDE.md')
     writeFileSync(claudeMd, '# My project\n\nKeep this.\n')
-    await call(b.client, 'talk', { message: 'please review PR 7', to: a.running.partner.id })
-    await waitFor('the unread section', () => readFileSync(claudeMd, 'utf8').includes('please review PR 7'))
-    expect(readFileSync(claudeMd, 'utf8')).toStartWith('# My project\n\nKeep this.\n')
+    const sent = await call(b.client, 'talk', { message: 'please review PR 7', to: a.running.partner.id })
+    const seq = (sent.structuredContent as { seq: number }).seq
+    await waitFor('the unread section', () => readFileSync(claudeMd, 'utf8').includes(`- #${seq} in `))
+    const withSection = readFileSync(claudeMd, 'utf8')
+    expect(withSection).toStartWith('# My project\n\nKeep this.\n<!-- duo:unread:start -->\n')
+    // Which message and from whom, never its words: CLAUDE.md is read as the user's instructions.
+    expect(withSection).toContain(`from ${b.running.partner.id}`)
+    expect(withSection).not.toContain('please review')
     const listed = await call(a.client, 'list_partners')
     expect(textOf(listed).split('\n')[0]).toMatch(/^\[Duo\] You have 1 unread message .*Call listen/)
     await call(a.client, 'listen', {})
@@ -381,7 +386,7 @@ describe('unread awareness', () => {
     expect(textOf(await call(a.client, 'list_partners'))).not.toContain('[Duo]')
     await call(a.client, 'notifications', { enabled: true })
     expect(textOf(await call(a.client, 'list_partners'))).toContain('[Duo] You have 1 unread message')
-    await waitFor('CLAUDE.md', () => existsSync(claudeMd) && readFileSync(claudeMd, 'utf8').includes('psst'))
+    await waitFor('CLAUDE.md', () => existsSync(claudeMd) && readFileSync(claudeMd, 'utf8').includes('1 unread message'))
     await call(a.client, 'listen', {})
     // The partner created CLAUDE.md for its section alone, so it removes the file with it.
     await waitFor('CLAUDE.md to go', () => !existsSync(claudeMd))
@@ -402,8 +407,10 @@ describe('push', () => {
     const talked = await call(b.client, 'talk', { message: 'ping', to: a.running.partner.id })
     await waitFor('the push', () => received.length > 0, 1000)
     expect(Date.now() - sent).toBeLessThan(1000)
+    const tag = /"--- duo:([a-z0-9]{10}) message/.exec(received[0]!.params.content)?.[1]
+    expect(received[0]!.params.content).toEndWith(`\nping\n--- duo:${tag} end of #${(talked.structuredContent as { seq: number }).seq} ---`)
     expect(received[0]!.params).toEqual({
-      content: 'ping',
+      content: expect.stringContaining("that partner's words"),
       meta: {
         from: b.running.partner.id,
         conversation: (talked.structuredContent as { conversationId: string }).conversationId,

@@ -3,14 +3,15 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { z } from 'zod'
 import { ConversationId, GroupName, PartnerId } from '../../events/schema.ts'
 import type { ConversationView, MessageView } from '../broker-client.ts'
-import { formatMessages, MessageOut, messageOut, plural, textResult } from '../texts.ts'
+import { MessageOut, messageOut, plural, textResult } from '../texts.ts'
+import { plain, quoted, renderMessages } from '../untrusted.ts'
 import { brokerCall, failure, resolveConversation, type ToolContext, ToolFailure } from './common.ts'
 
 const conversationLine = (c: ConversationView, self: string) => {
-  const others = (c.participants ?? []).map((p) => p.id).filter((p) => p !== self)
-  const label = c.type === 'group' ? `group "${c.name ?? c.id}"` : 'direct'
+  const others = (c.participants ?? []).map((p) => p.id).filter((p) => p !== self).map(plain)
+  const label = c.type === 'group' ? `group ${quoted(c.name ?? c.id)}` : 'direct'
   const unread = c.unread_count ? `, ${plural(c.unread_count, 'unread message')}` : ''
-  return `- ${c.id}: ${label} with ${others.join(', ') || 'nobody else'}${c.is_archived ? ' (archived)' : ''}${unread}`
+  return `- ${plain(c.id)}: ${label} with ${others.join(', ') || 'nobody else'}${c.is_archived ? ' (archived)' : ''}${unread}`
 }
 
 export function registerConversationTools(server: McpServer, ctx: ToolContext): void {
@@ -83,7 +84,7 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
       )
       if (created instanceof ToolFailure) return created.result
       const id = created.conversation.id
-      const text = `Created group conversation ${id} ("${name}") with ${ids.join(', ')} and you. Send into it with talk(message, conversation: "${id}").`
+      const text = `Created group conversation ${plain(id)} (${quoted(name)}) with ${ids.join(', ')} and you. Send into it with talk(message, conversation: "${plain(id)}").`
       return textResult(text, { conversationId: id, name, participants: [partner.id, ...ids] }, notice())
     },
   )
@@ -102,7 +103,7 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
       const left = await brokerCall(ctx, 'leave_conversation', () => client.leave(id, partner.id))
       if (left instanceof ToolFailure) return left.result
       const archived = left.archived ?? false
-      const text = `You left ${id}.${archived ? ' Nobody is left in it, so it is now archived.' : ''} You will not receive its messages any more.`
+      const text = `You left ${plain(id)}.${archived ? ' Nobody is left in it, so it is now archived.' : ''} You will not receive its messages any more.`
       return textResult(text, { conversationId: id, left: left.left ?? true, archived }, notice())
     },
   )
@@ -126,8 +127,8 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
       const messages: MessageView[] = read.messages
       const text =
         messages.length === 0
-          ? `${id} has no messages yet.`
-          : `The last ${plural(messages.length, 'message')} of ${id}, oldest first:\n\n${formatMessages(messages)}`
+          ? `${plain(id)} has no messages yet.`
+          : `The last ${plural(messages.length, 'message')} of ${plain(id)}, oldest first:\n\n${renderMessages(messages)}`
       return textResult(text, { conversationId: id, messages: messages.map(messageOut) }, notice())
     },
   )

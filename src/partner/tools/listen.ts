@@ -5,7 +5,8 @@ import type { CallToolResult, ServerNotification, ServerRequest } from '@modelco
 import { z } from 'zod'
 import { ConversationId } from '../../events/schema.ts'
 import { isDelivered, resumeAfter } from '../inbox.ts'
-import { errorResult, explain, formatMessages, MessageOut, messageOut, plural, textResult } from '../texts.ts'
+import { errorResult, explain, MessageOut, messageOut, plural, textResult } from '../texts.ts'
+import { plain, renderMessages } from '../untrusted.ts'
 import { resolveConversation, type ToolContext, ToolFailure } from './common.ts'
 
 const ListenArgs = z.object({
@@ -141,10 +142,10 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
         const waitedSeconds = Math.round((Date.now() - started) / 100) / 10
         // The cursor moves only once this answer has reached the client: a cancelled call loses nothing.
         handOver(() => partner.commit(cursor, conversationId))
-        const scope = conversationId ? ` in ${conversationId}` : ''
+        const scope = conversationId ? ` in ${plain(conversationId)}` : ''
         const text =
           fresh.length > 0
-            ? `${plural(fresh.length, 'new message')}${scope}:\n\n${formatMessages(fresh)}\n\n` +
+            ? `${plural(fresh.length, 'new message')}${scope}:\n\n${renderMessages(fresh)}\n\n` +
               'Reply with talk (conversation: the id shown above). Call listen again for more.'
             : `No new messages${scope} arrived in ${waitedSeconds} s. Call listen again to keep waiting.`
         return textResult([...notes, text].join('\n\n'), {

@@ -4,6 +4,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { z } from 'zod'
 import { ConversationId, PartnerId } from '../../events/schema.ts'
 import { textResult } from '../texts.ts'
+import { plain } from '../untrusted.ts'
 import { brokerCall, failure, resolveConversation, type ToolContext, ToolFailure } from './common.ts'
 
 const TalkArgs = z.object({
@@ -108,7 +109,7 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
             'No other partner is registered with the broker yet, so there is nobody to send to. Start Duo in another Claude Code instance, then call list_partners.',
           ).result
         } else {
-          const choices = others.map((p) => `${p.id}${p.status === 'online' ? ' (online)' : ` (${p.status ?? 'offline'})`}`)
+          const choices = others.map((p) => `${plain(p.id)} (${p.status === 'online' ? 'online' : 'offline'})`)
           return failure(
             ctx,
             `Say who the message is for: there are ${others.length} other partners: ${choices.join(', ')}. Call talk again with \`to\` set to one of these ids, or with \`conversation\` set to a conversation id (see list_conversations).`,
@@ -125,9 +126,9 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
       if (sent instanceof ToolFailure) return sent.result
       deliveries.afterSent(extra.requestId, extra.signal, { sent: send.delivered })
       const notified = typeof sent.notified === 'number' ? sent.notified > 0 : sent.notified === true
-      const recipient = target.to ? `${target.to} (conversation ${sent.conversationId})` : sent.conversationId
+      const recipient = target.to ? `${plain(target.to)} (conversation ${plain(sent.conversationId)})` : plain(sent.conversationId)
       const text = [
-        `Sent message #${sent.seq ?? sent.messageId} to ${recipient}.`,
+        `Sent message #${plain(sent.seq ?? sent.messageId)} to ${recipient}.`,
         sent.duplicate ? 'The broker already had this exact send from a retry, so it was stored only once.' : '',
         notified
           ? 'The recipient is connected and was notified at once.'
