@@ -36,7 +36,8 @@ type RequestOptions = {
 }
 
 export type BrokerClientOptions = {
-  baseUrl: string
+  /** One broker, or several serving one log (PostgreSQL): the client fails over to the next when one is down. */
+  baseUrl: string | string[]
   /** The current token (read on each request: it changes when the partner registers again). */
   token: () => string | undefined
   fetch?: typeof fetch
@@ -50,6 +51,29 @@ export function createBrokerClient(options: BrokerClientOptions) {
   const doFetch = options.fetch ?? fetch
   const delays = options.retryDelaysMs ?? [150, 500]
   const enc = encodeURIComponent
+  const urls = Array.isArray(options.baseUrl) ? options.baseUrl : [options.baseUrl]
+  let current = 0
+
+  /**
+   * Fetches from the current broker. A refused connection (nothing was sent) goes straight on to the next
+   * broker of the list; any other failure to get an answer moves the client to the next broker for the
+   * following request, and the caller's retry policy decides whether to send this one again there.
+   */
+  async function fetchAny(path: string, init: RequestInit, cancelled?: AbortSignal): Promise<Response> {
+    for (let tried = 1; ; tried++) {
+      const at = current
+      try {
+        const response = await doFetch(`${urls[at]}${path}`, init)
+        // A broker stopping (or cut off from its database) answers 503: the next request goes to another one.
+        if (response.status === 503 && urls.length > 1 && current === at) current = (at + 1) % urls.length
+        return response
+      } catch (error) {
+        // The caller giving up is no sign of a broker down; a timeout is.
+        if (urls.length > 1 && current === at && !cancelled?.aborted) current = (at + 1) % urls.length
+        if (!isRefused(error) || tried >= urls.length) throw error
+      }
+    }
+  }
 
   async function attempt<T>(schema: z.ZodType<T>, method: string, path: string, o: RequestOptions) {
     const headers: Record<string, string> = { accept: 'application/json', ...o.headers }
@@ -59,12 +83,12 @@ export function createBrokerClient(options: BrokerClientOptions) {
     const timeout = AbortSignal.timeout(o.timeoutMs ?? 10_000)
     let response: Response
     try {
-      response = await doFetch(`${options.baseUrl}${path}`, {
+      response = await fetchAny(path, {
         method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
         signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout,
-      })
+      }, o.signal)
     } catch (error) {
       const message = isRefused(error) ? 'connection refused' : (error as Error).message
       return { result: { ok: false, error: { kind: 'unreachable', message } } as const, refused: isRefused(error) }
@@ -104,7 +128,10 @@ export function createBrokerClient(options: BrokerClientOptions) {
   }
 
   return {
-    baseUrl: options.baseUrl,
+    /** The broker the client talks to now. */
+    get baseUrl(): string {
+      return urls[current]!
+    },
     register: (body: { partnerId: string; name?: string; projectPath?: string }, token?: string | null) =>
       // `token: null` registers without credentials: the first registration of an id, or after a reset broker.
       request(RegisterResponse, 'POST', '/register', {
@@ -135,10 +162,10 @@ export function createBrokerClient(options: BrokerClientOptions) {
     async stream(partnerId: string, after: number, signal: AbortSignal): Promise<BrokerResult<Response>> {
       const token = options.token()
       try {
-        const response = await doFetch(`${options.baseUrl}/listen/${enc(partnerId)}/stream?after=${after}`, {
+        const response = await fetchAny(`/listen/${enc(partnerId)}/stream?after=${after}`, {
           headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
           signal,
-        })
+        }, signal)
         if (response.ok) return { ok: true, value: response }
         const body = (await response.json().catch(() => ({}))) as { error?: string }
         return { ok: false, error: { kind: 'rejected', status: response.status, message: body.error ?? response.statusText, body } }

@@ -3,7 +3,10 @@ import { basename, resolve } from 'node:path'
 import { DisplayName, LIMITS, PartnerId } from '../events/schema.ts'
 
 export type PartnerConfig = {
+  /** The first of `brokerUrls`: names this broker (or group of brokers on one log) in the state file. */
   brokerUrl: string
+  /** BROKER_URL's comma-separated list: brokers serving one log, tried in turn when one cannot be reached. */
+  brokerUrls: string[]
   partnerId: string
   partnerName: string
   /** The project the partner runs in (DUO_PROJECT_DIR, else CLAUDE_PROJECT_DIR, else cwd): `.duo/` and `CLAUDE.md` live here. */
@@ -39,8 +42,13 @@ export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: 
   if (!idCheck.success) {
     throw new ConfigError(`PARTNER_ID "${partnerId}" is invalid: ${idCheck.error.issues[0]?.message}`)
   }
-  const brokerUrl = (env.BROKER_URL?.trim() || DEFAULT_BROKER_URL).replace(/\/+$/, '')
-  if (!URL.canParse(brokerUrl)) throw new ConfigError(`BROKER_URL "${brokerUrl}" is not a URL`)
+  const brokerUrls = (env.BROKER_URL?.trim() || DEFAULT_BROKER_URL)
+    .split(',')
+    .map((url) => url.trim().replace(/\/+$/, ''))
+    .filter((url) => url !== '')
+  if (brokerUrls.length === 0) throw new ConfigError('BROKER_URL names no URL')
+  for (const url of brokerUrls) if (!URL.canParse(url)) throw new ConfigError(`BROKER_URL "${url}" is not a URL`)
+  const brokerUrl = brokerUrls[0]!
   const rawMax = env.DUO_LISTEN_MAX_S?.trim()
   const listenMaxS = rawMax ? Number(rawMax) : DEFAULT_LISTEN_MAX_S
   if (!Number.isFinite(listenMaxS) || listenMaxS < 0 || listenMaxS > 3600) {
@@ -52,5 +60,5 @@ export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: 
   const rawClaudeMd = env.DUO_CLAUDE_MD?.trim().toLowerCase() || 'on'
   const claudeMd = SWITCH[rawClaudeMd]
   if (claudeMd === undefined) throw new ConfigError(`DUO_CLAUDE_MD "${env.DUO_CLAUDE_MD}" must be on or off`)
-  return { brokerUrl, partnerId, partnerName, projectDir, listenMaxS, claudeMd }
+  return { brokerUrl, brokerUrls, partnerId, partnerName, projectDir, listenMaxS, claudeMd }
 }

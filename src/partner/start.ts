@@ -32,7 +32,7 @@ export async function startPartner({ config, transport, fetch, backoffMs }: Star
   ensureDuoDir(config.projectDir)
   const store = openStateStore(config.projectDir, config.partnerId, config.brokerUrl)
   let partner: Partner | undefined
-  const client = createBrokerClient({ baseUrl: config.brokerUrl, token: () => partner?.token, fetch })
+  const client = createBrokerClient({ baseUrl: config.brokerUrls, token: () => partner?.token, fetch })
   partner = new Partner(config, client, store)
   const self = partner
   const deliveries = new DeliveryTracker()

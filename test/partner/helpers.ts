@@ -78,7 +78,8 @@ export type ConnectedPartner = { client: Client; running: RunningPartner; close(
 
 export function partnerConfig(projectDir: string, brokerUrl: string, over: Partial<PartnerConfig> = {}): PartnerConfig {
   const id = projectDir.split('/').pop()!
-  return { brokerUrl, partnerId: id, partnerName: id, projectDir, listenMaxS: 2, ...over }
+  const urls = over.brokerUrls ?? [brokerUrl]
+  return { partnerId: id, partnerName: id, projectDir, listenMaxS: 2, ...over, brokerUrl: urls[0]!, brokerUrls: urls }
 }
 
 /**

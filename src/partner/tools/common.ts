@@ -16,7 +16,7 @@ export class ToolFailure {
 export async function brokerCall<T>(ctx: ToolContext, tool: string, fn: () => Promise<BrokerResult<T>>): Promise<T | ToolFailure> {
   const result = await ctx.partner.call(fn)
   if (result.ok) return result.value
-  return failure(ctx, explain(result.error, { brokerUrl: ctx.partner.config.brokerUrl, tool, partnerId: ctx.partner.id }))
+  return failure(ctx, explain(result.error, { brokerUrl: ctx.partner.config.brokerUrls.join(', '), tool, partnerId: ctx.partner.id }))
 }
 
 export const failure = (ctx: ToolContext, text: string) => new ToolFailure(errorResult(text, ctx.partner.notice()))

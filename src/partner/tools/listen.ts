@@ -129,7 +129,7 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
             continue
           }
           if (extra.signal.aborted) return errorResult('listen was cancelled; nothing was marked as read.')
-          return errorResult(explain(error, { brokerUrl: partner.config.brokerUrl, tool: 'listen', partnerId: partner.id }))
+          return errorResult(explain(error, { brokerUrl: partner.config.brokerUrls.join(', '), tool: 'listen', partnerId: partner.id }))
         }
         const { messages } = answer.value
         const cursor = Math.max(answer.value.cursor, ...messages.map((m) => m.seq))
