@@ -20,6 +20,8 @@ export type AuditReport = {
   /** The first event that could not be applied to the rebuilt projections, if any. */
   rebuild?: Finding
   differences: TableDiff[]
+  /** Further checks of where the log is kept (a PostgreSQL database's triggers), printed before the verdict. */
+  extra?: Array<{ ok: boolean; label: string }>
   ok: boolean
 }
 
@@ -177,6 +179,7 @@ export function formatReport(report: AuditReport): string {
   lines.push(`  ${projectionsOk ? 'OK  ' : 'FAIL'} projections rebuilt from the log equal the stored ones`)
   if (report.rebuild) lines.push(`       rebuild: ${finding(report.rebuild)}`)
   for (const diff of report.differences) lines.push(...describeDiff(diff))
+  for (const check of report.extra ?? []) lines.push(`  ${check.ok ? 'OK  ' : 'FAIL'} ${check.label}`)
   lines.push(report.ok ? 'audit passed' : 'audit FAILED')
   return lines.join('\n')
 }

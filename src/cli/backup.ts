@@ -1,8 +1,11 @@
 // `bun run backup --out FILE [--db PATH]`: a consistent copy of the log and its views, taken while the broker runs.
 import { existsSync } from 'node:fs'
+import { isPostgresUrl, redactUrl } from '../pg/schema.ts'
+import { snapshotToSqlite } from '../pg/snapshot.ts'
 import { dbPathFrom, openLogFile, parseFlags, runCli, UsageError } from './args.ts'
+import { openSharedLog } from './shared-log.ts'
 
-const USAGE = 'usage: bun run backup --out FILE [--db PATH]'
+const USAGE = 'usage: bun run backup --out FILE [--db PATH|postgres://…]'
 
 await runCli('duo backup', async () => {
   const flags = parseFlags(process.argv.slice(2), { db: 'string', out: 'string', help: 'boolean' })
@@ -13,7 +16,15 @@ await runCli('duo backup', async () => {
   if (!flags.out) throw new UsageError(`--out FILE is required (${USAGE})`)
   if (existsSync(flags.out)) throw new UsageError(`${flags.out} exists; choose a new file`)
   const started = performance.now()
-  const source = openLogFile(dbPathFrom(flags.db))
+  const db = dbPathFrom(flags.db)
+  if (isPostgresUrl(db)) {
+    // One snapshot of the shared log into an SQLite file with its views: auditable, and a broker can open it.
+    const sql = await openSharedLog(db)
+    const n = await snapshotToSqlite(sql, flags.out).finally(() => sql.close())
+    console.log(`duo backup: ${n} events copied from ${redactUrl(db)} to ${flags.out} in ${Math.round(performance.now() - started)} ms`)
+    return 0
+  }
+  const source = openLogFile(db)
   // VACUUM INTO copies one snapshot (a WAL read transaction): a running broker neither blocks nor tears the copy.
   source.run('VACUUM INTO ?', [flags.out])
   const { n } = source.query<{ n: number }, []>('SELECT count(*) AS n FROM events').get()!

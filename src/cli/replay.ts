@@ -1,8 +1,9 @@
 // `bun run replay`: prints the event log as JSON Lines, oldest first, read-only beside a running broker.
-import type { Database } from 'bun:sqlite'
+import { isPostgresUrl } from '../pg/schema.ts'
 import { dbPathFrom, integerFlag, openLogFile, parseFlags, runCli } from './args.ts'
+import { openSharedLog, replayPage } from './shared-log.ts'
 
-const USAGE = 'usage: bun run replay [--after N] [--follow] [--db PATH]'
+const USAGE = 'usage: bun run replay [--after N] [--follow] [--db PATH|postgres://…]'
 const PAGE_ROWS = 5000
 const POLL_MS = 150
 
@@ -15,6 +16,8 @@ const PAGE_SQL = `SELECT seq, '{"seq":' || seq || ',"type":' || json_quote(type)
   || ',"data":' || data || ',"hash":' || json_quote(hash) || '}' AS line
   FROM events WHERE seq > ? ORDER BY seq LIMIT ?`
 type Line = [seq: number, line: string]
+/** The lines after a cursor, oldest first: from an SQLite file, or from PostgreSQL (same bytes). */
+type Pager = (cursor: number, limit: number) => Line[] | Promise<Line[]>
 
 async function replay(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, { after: 'string', follow: 'boolean', db: 'string', help: 'boolean' })
@@ -23,22 +26,34 @@ async function replay(argv: string[]): Promise<number> {
     return 0
   }
   const after = integerFlag('after', flags.after) ?? 0
-  const db = openLogFile(dbPathFrom(flags.db))
+  const path = dbPathFrom(flags.db)
   const follow = flags.follow === true
+  let page: Pager
+  let close: () => unknown
+  if (isPostgresUrl(path)) {
+    const sql = await openSharedLog(path)
+    page = (cursor, limit) => replayPage(sql, cursor, limit)
+    close = () => sql.close()
+  } else {
+    const db = openLogFile(path)
+    const statement = db.query<Line, [number, number]>(PAGE_SQL)
+    page = (cursor, limit) => statement.values(cursor, limit) as Line[]
+    close = () => db.close()
+  }
 
   const interrupted = new AbortController()
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => interrupted.abort(signal))
 
   const out = Bun.stdout.writer({ highWaterMark: 1 << 20 })
   try {
-    await copyLog(db, out, after, follow, interrupted.signal)
+    await copyLog(page, out, after, follow, interrupted.signal)
     await out.flush()
   } catch (error) {
     // The reader went away (`replay | head`): that is the end of the job, not a failure.
     if ((error as { code?: string }).code === 'EPIPE') return 0
     throw error
   } finally {
-    db.close()
+    await close()
   }
   // Following ends with a signal by design; a plain replay cut short says so in its exit status.
   if (interrupted.signal.aborted && !follow) return interrupted.signal.reason === 'SIGINT' ? 130 : 143
@@ -46,12 +61,11 @@ async function replay(argv: string[]): Promise<number> {
 }
 
 /** Copies pages of lines after `after` to `out`; with `follow`, polls for more until `stop` aborts. */
-async function copyLog(db: Database, out: Bun.FileSink, after: number, follow: boolean, stop: AbortSignal): Promise<void> {
-  const page = db.query<Line, [number, number]>(PAGE_SQL)
+async function copyLog(page: Pager, out: Bun.FileSink, after: number, follow: boolean, stop: AbortSignal): Promise<void> {
   let cursor = after
   while (!stop.aborted) {
     // Each page is its own read transaction: a broker committing meanwhile is neither blocked nor torn.
-    const rows = page.values(cursor, PAGE_ROWS) as Line[]
+    const rows = await page(cursor, PAGE_ROWS)
     if (rows.length > 0) {
       let text = ''
       for (const [, line] of rows) text += `${line}\n`

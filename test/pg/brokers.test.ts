@@ -1,6 +1,7 @@
 // Three brokers on different ports sharing one PostgreSQL log: talk through all of them, wake-ups, presence, tokens.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
+import { runTool } from '../cli/run.ts'
 import { eventually, readSse, startTestBroker, type TestBroker } from '../http/helpers.ts'
 import { freshDatabase, type TestDatabase } from './helpers.ts'
 
@@ -51,6 +52,7 @@ describe('three brokers in open mode', () => {
       stored.set(content, [...(stored.get(content) ?? []), Number(row.seq)])
     }
     for (const { content, seq } of acked) expect(stored.get(content)).toEqual([seq])
+    expect(runTool('src/cli/audit.ts', ['--db', database.url]).stdout).toContain('audit passed')
     // Every broker serves the same log.
     for (const broker of brokers) {
       const page = await broker.get(`/events?after=0&limit=1000`)

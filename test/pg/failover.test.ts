@@ -3,6 +3,7 @@
 import { afterAll, expect, test } from 'bun:test'
 import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
 import { createBrokerClient } from '../../src/partner/broker-client.ts'
+import { runTool } from '../cli/run.ts'
 import { freshDatabase, type TestDatabase } from './helpers.ts'
 
 const ROOT = `${import.meta.dir}/../..`
@@ -112,4 +113,6 @@ test('SIGKILL of one broker under load: every acknowledged message is stored onc
     expect(seen.filter((seq) => expected.includes(seq))).toEqual(expected)
     expect(new Set(seen).size).toBe(seen.length)
   }
+  const audit = runTool('src/cli/audit.ts', ['--db', database.url])
+  expect(audit.stdout).toContain('audit passed')
 }, 60_000)
