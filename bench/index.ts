@@ -1,4 +1,4 @@
-// `bun run bench [-- --quick] [-- --only floor,talk] [-- --sync normal]`: drives a broker process over loopback HTTP.
+// `bun run bench [-- --quick] [-- --only floor,talk] [-- --sync normal] [-- --postgres]`: drives a broker process over loopback HTTP.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -6,12 +6,15 @@ import { createContext, type Scenario } from './context.ts'
 import { killAll } from './procs.ts'
 import { jsonLine, type Outcome, table } from './report.ts'
 import { delivery, fanout20 } from './scenarios/delivery.ts'
+import { postgres } from './scenarios/postgres.ts'
 import { scale } from './scenarios/scale.ts'
 import { fanoutSse, idle } from './scenarios/streams.ts'
 import { floor, talk } from './scenarios/talk.ts'
 
 const SCENARIOS: Record<string, Scenario> = { floor, talk, delivery, fanout20, 'fanout-sse': fanoutSse, idle, scale }
-const USAGE = `usage: bun run bench [-- --quick] [--only ${Object.keys(SCENARIOS).join(',')}] [--sync full|normal]`
+/** Run by `--postgres` (or `--only postgres`), not by default: it needs a PostgreSQL server. */
+const OPTIONAL: Record<string, Scenario> = { postgres }
+const USAGE = `usage: bun run bench [-- --quick] [--only ${Object.keys(SCENARIOS).join(',')}] [--sync full|normal] [--postgres]`
 /** Hard bound per scenario; the whole full run stays within a few minutes. */
 const SCENARIO_LIMIT_MS = 240_000
 
@@ -22,6 +25,7 @@ function parseArgs(argv: string[]) {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '--quick') quick = true
+    else if (arg === '--postgres') only = ['postgres']
     else if (arg === '--only' || arg.startsWith('--only=')) only = (arg.includes('=') ? arg.split('=')[1]! : argv[++i] ?? '').split(',')
     else if (arg === '--sync' || arg.startsWith('--sync=')) sync = (arg.includes('=') ? arg.split('=')[1] : argv[++i]) as typeof sync
     else if (arg === '--help' || arg === '-h') {
@@ -32,14 +36,14 @@ function parseArgs(argv: string[]) {
       process.exit(2)
     }
   }
-  const unknown = only.filter((name) => !(name in SCENARIOS))
+  const unknown = only.filter((name) => !(name in SCENARIOS) && !(name in OPTIONAL))
   if (unknown.length > 0 || (sync !== 'full' && sync !== 'normal')) {
     console.error(`bench: ${unknown.length ? `unknown scenario ${unknown.join(', ')}` : '--sync is full or normal'}\n${USAGE}`)
     process.exit(2)
   }
   // Throughput is reported against the floor, so talk brings the floor along.
   if (only.includes('talk') && !only.includes('floor')) only.unshift('floor')
-  return { quick, only: Object.keys(SCENARIOS).filter((name) => only.includes(name)), sync }
+  return { quick, only: [...Object.keys(SCENARIOS), ...Object.keys(OPTIONAL)].filter((name) => only.includes(name)), sync }
 }
 
 function machine() {
@@ -72,7 +76,7 @@ try {
       const limit = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`over the ${SCENARIO_LIMIT_MS / 1000} s limit`)), SCENARIO_LIMIT_MS)
       })
-      const result = await Promise.race([SCENARIOS[name]!(ctx), limit]).finally(() => clearTimeout(timer))
+      const result = await Promise.race([(SCENARIOS[name] ?? OPTIONAL[name])!(ctx), limit]).finally(() => clearTimeout(timer))
       outcome = { ...result, seconds: (performance.now() - started) / 1000 }
     } catch (error) {
       killAll()

@@ -5,14 +5,14 @@ import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnFloor } from '../procs.ts'
 
-const SENDERS = 32
+export const SENDERS = 32
 
-type Load = { latencies: number[]; ok: number; errors: number; seconds: number; acked: Map<string, number>; tried: Set<string> }
+export type Load = { latencies: number[]; ok: number; errors: number; seconds: number; acked: Map<string, number>; tried: Set<string> }
 
 const body = (from: string, to: string, content: string) => ({ fromId: from, to, content })
 
 /** Sends one talk and records its latency and outcome in `load`. */
-async function sendOne(load: Load, url: string, from: string, to: string, content: string): Promise<void> {
+export async function sendOne(load: Load, url: string, from: string, to: string, content: string): Promise<void> {
   load.tried.add(content)
   const t0 = performance.now()
   try {
@@ -27,7 +27,7 @@ async function sendOne(load: Load, url: string, from: string, to: string, conten
   }
 }
 
-const emptyLoad = (): Load => ({ latencies: [], ok: 0, errors: 0, seconds: 0, acked: new Map(), tried: new Set() })
+export const emptyLoad = (): Load => ({ latencies: [], ok: 0, errors: 0, seconds: 0, acked: new Map(), tried: new Set() })
 
 /** One sender, one request at a time. */
 async function sequential(url: string, count: number, tag: string): Promise<Load> {
@@ -38,13 +38,16 @@ async function sequential(url: string, count: number, tag: string): Promise<Load
   return load
 }
 
-/** `SENDERS` keep-alive loops, each its own sender and recipient, until `count` requests or `limitMs`. */
-async function concurrent(url: string, count: number, limitMs: number, tag: string): Promise<Load> {
+/**
+ * `SENDERS` keep-alive loops, each its own sender and recipient, until `count` requests or `limitMs`;
+ * sender `s` sends to `urlOf(s)` when given (several brokers on one log), else to `url`.
+ */
+export async function concurrent(url: string, count: number, limitMs: number, tag: string, urlOf?: (s: number) => string): Promise<Load> {
   const load = emptyLoad()
   const started = performance.now()
   let issued = 0
   const loop = async (s: number) => {
-    while (issued < count && performance.now() - started < limitMs) await sendOne(load, url, `s${s}`, `r${s}`, `${tag} s${s} ${issued++}`)
+    while (issued < count && performance.now() - started < limitMs) await sendOne(load, urlOf?.(s) ?? url, `s${s}`, `r${s}`, `${tag} s${s} ${issued++}`)
   }
   await Promise.all(Array.from({ length: SENDERS }, (_, s) => loop(s)))
   load.seconds = (performance.now() - started) / 1000
@@ -73,7 +76,7 @@ export async function checkStored(base: string, after: number, loads: Load[]): P
   return { lost, duplicated }
 }
 
-const rps = (load: Load) => load.ok / load.seconds
+export const rps = (load: Load) => load.ok / load.seconds
 
 /** The disk's own floor for a durable commit: appending 4 KiB to a file and fdatasync-ing it, as a WAL commit does. */
 function syncLatencies(dir: string, count: number): number[] {
