@@ -1,6 +1,7 @@
 // `bun run broker`: reads the configuration, starts the broker, stops cleanly on SIGINT/SIGTERM.
 import { lookup } from 'node:dns/promises'
 import { ConfigError, configFromEnv } from './http/config.ts'
+import { LogInUseError } from './broker-lock.ts'
 import { startBroker } from './http/server.ts'
 import { isPostgresUrl, redactUrl } from './pg/schema.ts'
 
@@ -22,6 +23,7 @@ try {
   broker = await startBroker(config)
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error)
+  if (error instanceof LogInUseError) fail(message)
   // Decide by the error's code, not its text: Bun's own "Is port N in use?" also comes for a bad host.
   const code = (error as { code?: unknown })?.code
   if (code === 'EADDRINUSE') {

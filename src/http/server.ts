@@ -1,6 +1,7 @@
 // Starts and stops a broker: store, hub, app and server wired together; used by `bun run broker` and tests.
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { lockLogFile } from '../broker-lock.ts'
 import { isPostgresUrl } from '../pg/schema.ts'
 import { shareListeners, type SharedListeners } from '../pg/presence.ts'
 import { loadSharedAdminToken, openPgStore, type PgStore } from '../pg/store.ts'
@@ -47,8 +48,19 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
       listeningHere: () => hub?.listeningHere() ?? [],
     })
   } else {
-    store = openStore({ path: config.dbPath, sync: config.sync, ...storeOptions })
-    admin = loadAdminToken(config.dbPath, config.adminToken)
+    const unlock = config.dbPath === ':memory:' ? () => {} : lockLogFile(config.dbPath)
+    try {
+      store = openStore({ path: config.dbPath, sync: config.sync, ...storeOptions })
+      admin = loadAdminToken(config.dbPath, config.adminToken)
+    } catch (error) {
+      unlock()
+      throw error
+    }
+    const close = store.close
+    store.close = async () => {
+      await close()
+      unlock()
+    }
   }
   hub = createHub({
     members: store.views.conversations.memberIds,

@@ -43,6 +43,7 @@ export async function openPgStore(options: PgStoreOptions) {
   const log = openPgEventLog({ sql, local, db, projectors: [views.project], now: options.now })
 
   let failing = false
+  let closing = false
   const follow = () =>
     log.catchUp().then(
       () => {
@@ -50,6 +51,7 @@ export async function openPgStore(options: PgStoreOptions) {
         failing = false
       },
       (error) => {
+        if (closing) return
         if (!failing) console.error(`duo broker: cannot follow the shared log: ${(error as Error).message}`)
         failing = true
       },
@@ -79,6 +81,7 @@ export async function openPgStore(options: PgStoreOptions) {
     rules,
     sql,
     async close(): Promise<void> {
+      closing = true
       await log.drain()
       clearInterval(poll)
       log.close()
