@@ -28,12 +28,14 @@ function spawn() {
   return proc
 }
 
+/** Waits for the start-up line, then for an answer: by then the broker's signal handlers are installed. */
 async function started(proc: Bun.Subprocess): Promise<void> {
   let out = ''
   const decoder = new TextDecoder()
   for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
     out += decoder.decode(chunk, { stream: true })
-    if (/listening on http/.test(out)) return
+    const url = /listening on (http:\/\/\S+)/.exec(out)?.[1]
+    if (url && (await fetch(`${url}/health`)).ok) return
   }
   throw new Error(`the broker did not start: ${out}${await new Response(proc.stderr as ReadableStream).text()}`)
 }

@@ -51,7 +51,6 @@ test('SIGKILL of one broker under load: every acknowledged message is stored onc
   const acked = new Map<string, number>()
   const received = new Map<number, number[]>()
   let stop = false
-  let stoppedAt = 0
   const senders = Array.from({ length: PAIRS }, async (_, i) => {
     const client = clientFor(i)
     for (let n = 0; !stop; n++) {
@@ -60,19 +59,24 @@ test('SIGKILL of one broker under load: every acknowledged message is stored onc
       if (sent.ok) acked.set(content, Number(sent.value.messageId))
     }
   })
-  // Receivers follow with a cursor; after the kill those on broker 0 resume it on another broker.
+  // Receivers follow with a cursor; after the kill those on broker 0 resume it on another broker. Once the
+  // senders are done, each goes on until it has every acknowledged message of its pair (or 10 s pass).
+  let sendersDoneAt = 0
+  const ackedFor = (i: number) => [...acked].filter(([c]) => c.startsWith(`s${i} `)).map(([, seq]) => seq)
   const receivers = Array.from({ length: PAIRS }, async (_, i) => {
     const client = clientFor(i)
     let cursor = 0
     const seen: number[] = []
     received.set(i, seen)
-    const mine = () => [...acked.keys()].filter((c) => c.startsWith(`s${i} `)).length
-    while (!stop || (seen.length < mine() && Date.now() < stoppedAt + 10_000)) {
-      const answer = await client.listen(`r${i}`, { after: cursor, waitS: 2 })
+    for (;;) {
+      if (sendersDoneAt > 0) {
+        const have = new Set(seen)
+        if (ackedFor(i).every((seq) => have.has(seq)) || Date.now() > sendersDoneAt + 10_000) break
+      }
+      const answer = await client.listen(`r${i}`, { after: cursor, waitS: 1 })
       if (!answer.ok) continue
       for (const m of answer.value.messages) seen.push(m.seq)
       cursor = answer.value.cursor
-      if (stop && answer.value.messages.length === 0) break
     }
   })
 
@@ -88,8 +92,8 @@ test('SIGKILL of one broker under load: every acknowledged message is stored onc
   // The load goes on through the two brokers left.
   expect(await until(atKill + 300, 15_000)).toBeGreaterThanOrEqual(atKill + 300)
   stop = true
-  stoppedAt = Date.now()
   await Promise.all(senders)
+  sendersDoneAt = Date.now()
   await Promise.all(receivers)
 
   const rows = [...(await database.sql`SELECT seq, type, at, data, hash FROM events ORDER BY seq`)]
@@ -108,7 +112,7 @@ test('SIGKILL of one broker under load: every acknowledged message is stored onc
   expect([...stored].filter(([, seqs]) => seqs.length > 1)).toEqual([])
   // Each receiver got every acknowledged message of its pair once, in seq order, across the failover.
   for (let i = 0; i < PAIRS; i++) {
-    const expected = [...acked].filter(([c]) => c.startsWith(`s${i} `)).map(([, seq]) => seq).sort((a, b) => a - b)
+    const expected = ackedFor(i).sort((a, b) => a - b)
     const seen = received.get(i)!
     expect(seen.filter((seq) => expected.includes(seq))).toEqual(expected)
     expect(new Set(seen).size).toBe(seen.length)
