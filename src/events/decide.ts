@@ -19,6 +19,7 @@ export type Rejection =
   | { reason: 'operator_only' }
   | { reason: 'operator_token_required' }
   | { reason: 'invalid_request'; message: string }
+  | { reason: 'web_page_refused'; message: string }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; rejection: Rejection }
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value })

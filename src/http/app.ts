@@ -2,14 +2,14 @@
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { isLoopback } from './config.ts'
 import { createAccess, type BrokerDeps, HttpError } from './deps.ts'
 import { conversationRoutes } from './routes/conversations.ts'
 import { eventRoutes } from './routes/events.ts'
 import { listenRoutes } from './routes/listen.ts'
 import { partnerRoutes } from './routes/partners.ts'
 import { StorageError } from '../pg/log.ts'
-import { browserRefusal, jsonBodyParser, tooLargeMessage } from './request-guards.ts'
+import { jsonBodyParser, tooLargeMessage, webPageRefusal } from './request-guards.ts'
+import { rejected } from './rejections.ts'
 
 type Issue = { path?: string; message?: string; summary?: string }
 
@@ -48,6 +48,11 @@ function catchingUp(catchUp: (() => Promise<void>) | undefined) {
 
 export function buildApp(deps: BrokerDeps) {
   const access = createAccess(deps)
+  const webPages = {
+    // Open mode with DUO_ALLOW_OPEN_NETWORK=1 may sit behind a proxy that forwards any Host; token mode always checks.
+    checkHost: !(deps.config.auth === 'open' && deps.config.allowOpenNetwork),
+    allowedHosts: deps.config.allowedHosts,
+  }
   return new Elysia()
     .use(
       openapi({
@@ -68,11 +73,9 @@ export function buildApp(deps: BrokerDeps) {
       // unread body would leave the connection unusable and hold a graceful stop open: close it.
       if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)
         return Response.json({ error: tooLargeMessage(deps.config.maxBodyBytes) }, { status: 413, headers: { connection: 'close' } })
-      // A loopback broker in open mode only ever serves local programs; web pages (and DNS rebinding) are refused.
-      if (deps.config.auth === 'open' && isLoopback(deps.config.host)) {
-        const refusal = browserRefusal(request.headers, !deps.config.allowOpenNetwork)
-        if (refusal) return Response.json({ error: refusal }, { status: 403 })
-      }
+      // In both modes: web pages of other origins, and DNS rebinding, are refused; the broker's own pages pass.
+      const refusal = webPageRefusal(request.headers, webPages)
+      if (refusal) return rejected({ reason: 'web_page_refused', message: refusal })
     })
     .use(catchingUp(deps.catchUp))
     // 'json' is never reached (the parser before it always answers); it tells the OpenAPI document that bodies are JSON.

@@ -7,6 +7,8 @@ export type BrokerConfig = {
   dbPath: string
   auth: 'token' | 'open'
   allowOpenNetwork: boolean
+  /** Host names besides loopback and IP literals a request's Host may carry (DUO_ALLOWED_HOSTS, plus a named BROKER_HOST). */
+  allowedHosts: string[]
   adminToken?: string
   sync: 'full' | 'normal'
   maxMessageBytes: number
@@ -24,6 +26,8 @@ export class ConfigError extends Error {}
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/
 
 export const isLoopback = (host: string) => LOOPBACK.test(host)
+
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/
 
 export function configFromEnv(env: Record<string, string | undefined> = process.env): BrokerConfig {
   const int = (name: string, fallback: number, min: number, max: number): number => {
@@ -47,6 +51,15 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     throw new ConfigError(
       `DUO_AUTH=open on the non-loopback BROKER_HOST "${host}" would let anyone act as any partner; set DUO_ALLOW_OPEN_NETWORK=1 to allow it`,
     )
+  const allowedHosts = (env.DUO_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean)
+  const badHost = allowedHosts.find((name) => !HOST_NAME.test(name))
+  if (badHost !== undefined)
+    throw new ConfigError(`DUO_ALLOWED_HOSTS must be comma-separated host names without scheme or port, got "${badHost}"`)
+  // A broker started on a name answers to it (unless that is an address, which needs no listing).
+  if (HOST_NAME.test(host.toLowerCase()) && !/^[\d.]+$/.test(host)) allowedHosts.push(host.toLowerCase())
   const adminToken = env.DUO_ADMIN_TOKEN?.trim() || undefined
   if (adminToken !== undefined && adminToken.length < 16)
     throw new ConfigError('DUO_ADMIN_TOKEN must be at least 16 characters')
@@ -56,6 +69,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     dbPath: env.DUO_DB?.trim() || './data/duo.db',
     auth,
     allowOpenNetwork,
+    allowedHosts,
     adminToken,
     sync: oneOf('DUO_SYNC', 'full', ['full', 'normal'] as const),
     maxMessageBytes: int('DUO_MAX_MESSAGE_BYTES', LIMITS.messageBytesDefault, 1, 1024 * 1024 - 1024),

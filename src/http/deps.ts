@@ -109,8 +109,12 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
       if (actor.kind === 'none') return { reason: 'operator_token_required' }
       return actor.kind === 'invalid' ? { reason: 'token_invalid' } : { reason: 'operator_only' }
     },
-    /** The API's view of a partner: presence is derived from listeners and recent activity. */
-    partnerJson(row: PartnerRow): PartnerView {
+    /**
+     * The API's view of a partner, as `viewer` may see it: presence is derived from listeners and recent
+     * activity; `project_path` (where on someone's disk a project lives) is shown only to the partner itself
+     * and the operator, and is null for everyone else (no viewer given: nobody).
+     */
+    partnerJson(row: PartnerRow, viewer?: Actor): PartnerView {
       const listening = hub.isListening(row.id)
       const lastActive = Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0)
       const fresh = now().getTime() - lastActive <= config.presenceTimeoutMs
@@ -118,7 +122,7 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
         id: row.id,
         name: row.name,
         kind: row.kind,
-        project_path: row.project_path,
+        project_path: viewer?.kind === 'operator' || (viewer?.kind === 'partner' && viewer.id === row.id) ? row.project_path : null,
         status: row.status === 'online' && (listening || fresh) ? 'online' : 'offline',
         status_message: row.status_message,
         notifications_enabled: row.notifications_enabled === 1,

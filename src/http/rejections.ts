@@ -19,6 +19,7 @@ const statusOf = {
   operator_only: 403,
   operator_token_required: 401,
   invalid_request: 400,
+  web_page_refused: 403,
 } as const satisfies Record<Rejection['reason'], number>
 
 export function explain(r: Rejection): string {
@@ -58,6 +59,7 @@ export function explain(r: Rejection): string {
     case 'operator_token_required':
       return 'this endpoint needs the operator token: send "Authorization: Bearer <DUO_ADMIN_TOKEN>"'
     case 'invalid_request':
+    case 'web_page_refused':
       return r.message
     default: {
       const unhandled: never = r

@@ -1,4 +1,5 @@
-// Hostile-input guards that run before any route: JSON-only bodies within the size and nesting limits, and no browsers in open mode.
+// Hostile-input guards that run before any route: JSON-only bodies within the size and nesting limits, and no foreign web pages.
+import { isIP } from 'node:net'
 import { isLoopback } from './config.ts'
 import { HttpError } from './deps.ts'
 
@@ -89,20 +90,67 @@ const hostnameOf = (value: string): string | null => {
   }
 }
 
+/** Host and Origin as `host[:port]`, the form a Host header has and `URL.host` gives. */
+const hostOf = (value: string): string | null => {
+  try {
+    return new URL(value.includes('://') ? value : `http://${value}`).host
+  } catch {
+    return null
+  }
+}
+
 /**
- * Open mode on loopback trusts whoever reaches the port, and a web page the operator has open can reach it
- * too: by a cross-site request (Origin, Sec-Fetch-Site) or by DNS rebinding (a foreign Host). Such requests
- * are refused; other local programs send none of these signs. Returns why, or null. `checkHost` is off when
- * DUO_ALLOW_OPEN_NETWORK=1, where a reverse proxy on the same machine may forward any Host.
+ * Whether `hostname` may name this broker in a Host header. DNS rebinding makes a page's own name resolve
+ * to the broker, so the Host it sends is a name of the attacker's: loopback names and IP literals are
+ * therefore safe, and any other name only when the operator listed it (DUO_ALLOWED_HOSTS, e.g. the name a
+ * reverse proxy forwards).
  */
-export function browserRefusal(headers: Headers, checkHost = true): string | null {
+export function acceptableHost(hostname: string, allowedHosts: readonly string[]): boolean {
+  const bare = hostname.replace(/^\[(.*)\]$/, '$1')
+  return isLoopback(hostname) || hostname === 'localhost' || hostname.endsWith('.localhost') || isIP(bare) !== 0 || allowedHosts.includes(hostname)
+}
+
+/**
+ * Whether a request comes from a page of the broker's own origin (its console): an `Origin` whose host and port
+ * are the request's `Host`, and `Sec-Fetch-Site` absent or `same-origin`. For routes that act on a browser's
+ * cookie (the console), require this on every request that changes state, on top of `webPageRefusal`.
+ */
+export function fromOwnOrigin(headers: Headers): boolean {
   const origin = headers.get('origin')
-  if (origin !== null && origin !== 'null' && !isLoopback(hostnameOf(origin) ?? ''))
-    return `requests from web pages (Origin ${JSON.stringify(origin.slice(0, 100))}) are refused by a broker in open mode`
-  if (origin === 'null' || headers.get('sec-fetch-site') === 'cross-site')
-    return 'cross-site requests from web pages are refused by a broker in open mode'
+  const site = headers.get('sec-fetch-site')
+  return origin !== null && (site === null || site === 'same-origin') && originIsHost(origin, headers.get('host'))
+}
+
+/** Whether a web `origin` (scheme, host, port) names the host the request was sent to: the broker's own origin. */
+const originIsHost = (origin: string, host: string | null): boolean =>
+  host !== null && /^https?:\/\//i.test(origin) && hostOf(origin) === hostOf(host)
+
+export type WebPagePolicy = {
+  /** Check the Host (against DNS rebinding); off only in open mode with DUO_ALLOW_OPEN_NETWORK=1, where a proxy may forward any. */
+  checkHost: boolean
+  /** Names besides loopback and IP literals that may appear in Host (DUO_ALLOWED_HOSTS). */
+  allowedHosts: readonly string[]
+}
+
+/**
+ * Why a request is refused as coming from a web page, or null. Applied to every request in both modes: a page
+ * the operator has open can reach the broker by a cross-site request (a foreign `Origin`, `Sec-Fetch-Site`
+ * cross-site or same-site) or by DNS rebinding (a same-origin request to a name of the attacker's, seen in
+ * `Host`). The broker's own pages pass: their `Origin` is the broker's own (see `fromOwnOrigin`), and a typed-in
+ * address sends `Sec-Fetch-Site: none`. Other local programs send none of these headers.
+ */
+export function webPageRefusal(headers: Headers, policy: WebPagePolicy): string | null {
   const host = headers.get('host')
-  if (checkHost && host !== null && !isLoopback(hostnameOf(host) ?? ''))
-    return `a broker in open mode on loopback answers only to loopback names, not Host ${JSON.stringify(host.slice(0, 100))} (use token mode, or DUO_ALLOW_OPEN_NETWORK=1)`
+  if (policy.checkHost && host !== null) {
+    const name = hostnameOf(host)
+    if (name === null || !acceptableHost(name, policy.allowedHosts))
+      return `this broker does not answer to the name ${JSON.stringify(host.slice(0, 100))} (a web page using DNS rebinding sends such a Host): use 127.0.0.1 or localhost, or list the name in the broker's DUO_ALLOWED_HOSTS`
+  }
+  const site = headers.get('sec-fetch-site')
+  if (site !== null && site !== 'same-origin' && site !== 'none')
+    return `requests from other web sites are refused (Sec-Fetch-Site: ${JSON.stringify(site.slice(0, 20))})`
+  const origin = headers.get('origin')
+  if (origin !== null && !originIsHost(origin, host))
+    return `requests from web pages of another origin are refused (Origin ${JSON.stringify(origin.slice(0, 100))}); only the broker's own pages may call it`
   return null
 }

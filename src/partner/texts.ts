@@ -25,6 +25,8 @@ export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: stri
         case 401:
           return `${said} This partner's token (kept in .duo/${ctx.partnerId}.json) is missing or not the one the broker issued for "${ctx.partnerId}". If another project already uses this id, set PARTNER_ID to a different id; otherwise ask the broker's operator to reissue the token.`
         case 403:
+          if ((error.body as { reason?: unknown } | null)?.reason === 'web_page_refused')
+            return `${said} The broker does not answer to the address in this partner's BROKER_URL (${ctx.brokerUrl}): use 127.0.0.1 or localhost, or have the broker's operator add its name to DUO_ALLOWED_HOSTS. This is a setting to fix, not something to retry.`
           return `${said} You are not allowed to do that as "${ctx.partnerId}" (for example, you are not a participant of that conversation). Call list_conversations to see yours.`
         case 404:
           return `${said} Check the id: call list_partners for partner ids and list_conversations for conversation ids.`

@@ -505,10 +505,15 @@ describe('open mode', () => {
       expect(await broker.lastSeq()).toBe(before)
     })
 
-    test('local programs and pages served from loopback still work', async () => {
+    test("local programs and the broker's own pages still work; a page of another loopback origin does not", async () => {
       expect((await broker.call('POST', '/talk', { body: talk })).status).toBe(200)
-      expect((await broker.call('POST', '/talk', { body: talk, headers: { origin: 'http://localhost:5173' } })).status).toBe(200)
+      const own = { origin: `http://127.0.0.1:${broker.port}`, 'sec-fetch-site': 'same-origin' }
+      expect((await broker.call('POST', '/talk', { body: talk, headers: own })).status).toBe(200)
       expect((await broker.call('GET', '/health', { headers: { host: `localhost:${broker.port}` } })).status).toBe(200)
+      // Any page on the machine (a dev server at localhost:5173) is still a web page, not the broker's console.
+      const local = await broker.call('POST', '/talk', { body: talk, headers: { origin: 'http://localhost:5173' } })
+      expectRefusal(local, 403)
+      expect(local.body.reason).toBe('web_page_refused')
     })
 
     test('with DUO_ALLOW_OPEN_NETWORK=1 the Host is not checked (a reverse proxy may forward any), web pages still are', async () => {

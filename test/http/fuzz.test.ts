@@ -365,7 +365,7 @@ function generate(rng: Rng, ctx: Context, all: Template[]): Fuzzed {
   const headers: Record<string, string> = {}
   let defect = 'none'
 
-  const kinds: string[] = ['auth']
+  const kinds: string[] = ['auth', 'web-page']
   if (t.body) kinds.push('body', 'body', 'body')
   if (t.pathWithParam) kinds.push('path')
   if (t.badQueries) kinds.push('query', 'query')
@@ -453,6 +453,20 @@ function generate(rng: Rng, ctx: Context, all: Template[]): Fuzzed {
       defect = `content-type ${headers['content-type']}`
       break
     }
+    case 'web-page': {
+      // What a page in the operator's browser sends: a foreign origin, cross-site metadata, a rebound Host.
+      const [name, value] = rng.pick([
+        ['origin', 'https://evil.example'],
+        ['origin', 'null'],
+        ['origin', 'http://localhost:5173'],
+        ['sec-fetch-site', 'cross-site'],
+        ['sec-fetch-site', 'same-site'],
+        ['host', `rebind-${rng.int(1000)}.example`],
+      ] as const)
+      headers[name] = value
+      defect = `web page ${name} ${value}`
+      break
+    }
     case 'big':
       body = { raw: `{"pad":"${'x'.repeat(1024 * 1024 + rng.int(64 * 1024))}"}` }
       defect = 'body over 1 MiB'
@@ -525,6 +539,7 @@ describe('fuzz: malformed requests against a token-mode broker', () => {
       statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
       const problem = (() => {
         if (response.status >= 500) return 'a 5xx'
+        if (request.defect.includes(': web page ') && response.status !== 403) return 'a request from a web page not refused with 403'
         if (response.status >= 200 && response.status < 300) {
           const readOnly = request.method === 'GET' || request.method === 'HEAD'
           return readOnly && /read-only|^(health|partners|conversation list|history|participants|events):/.test(request.defect) && !request.path.startsWith('/listen')

@@ -270,3 +270,20 @@ describe('names a partner gives itself today', () => {
     expect(loadPartnerConfig({}, '/x/proj').claudeMd).toBe(true)
   })
 })
+
+describe('a broker that takes the partner for a web page', () => {
+  test("its tools say which setting to change (the broker does not answer to BROKER_URL's name)", async () => {
+    // What a partner whose BROKER_URL uses an unlisted name sends: that name as Host.
+    const renamed: typeof fetch = Object.assign(
+      (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+        fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), host: 'duo-box.lan' } }),
+      { preconnect: fetch.preconnect },
+    )
+    const connected = await connectPartner(partnerConfig(project('renamed'), broker.url), { fetch: renamed, background: true })
+    open.push(connected)
+    const answer = await call(connected.client, 'list_partners')
+    expect(answer.isError).toBe(true)
+    expect(textOf(answer)).toContain('DUO_ALLOWED_HOSTS')
+    expect(textOf(answer)).not.toContain('not a participant')
+  })
+})

@@ -129,12 +129,12 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
     )
     .get(
       '/conversations/:id/participants',
-      ({ params }) => {
+      ({ params, actor }) => {
         const participants = views.conversations
           .members(params.id)
           .map((id) => views.partners.get(id))
           .filter((row) => row !== null)
-          .map(access.partnerJson)
+          .map((row) => access.partnerJson(row, actor))
         return { participants }
       },
       {

@@ -63,7 +63,7 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
     .get(
       '/health',
       () => {
-        const partners = views.partners.all().map(access.partnerJson)
+        const partners = views.partners.all().map((row) => access.partnerJson(row))
         return {
           status: 'ok' as const,
           partners: partners.length,

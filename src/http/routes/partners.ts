@@ -33,8 +33,9 @@ export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
           presentedTokenHash: tokens ? hashOf(headers.authorization) : undefined,
         })
         if (!result.ok) return rejected(result.rejection)
-        access.actAs({ kind: 'partner', id: body.partnerId }, body.partnerId)
-        const partner = access.partnerJson(views.partners.get(body.partnerId)!)
+        const self = { kind: 'partner', id: body.partnerId } as const
+        access.actAs(self, body.partnerId)
+        const partner = access.partnerJson(views.partners.get(body.partnerId)!, self)
         return { success: true as const, partner, ...(result.value.decision.tokenIssued ? { token } : {}) }
       },
       {
@@ -57,7 +58,7 @@ export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
         detail: { summary: 'Go offline; ends the partner’s waiting long-polls' },
       },
     )
-    .get('/partners', () => ({ partners: views.partners.all().map(access.partnerJson) }), {
+    .get('/partners', ({ actor }) => ({ partners: views.partners.all().map((row) => access.partnerJson(row, actor)) }), {
       reader: true,
       response: { 200: PartnersResponse },
       detail: { summary: 'All partners with presence (a partner or operator token in token mode)' },
