@@ -93,7 +93,7 @@ export async function spawnServer(argv: string[], env: Record<string, string>, r
 export type BrokerOptions = { db: string; sync?: 'full' | 'normal'; auth?: 'open' | 'token' }
 
 /**
- * `bun src/broker.ts` on a free loopback port, open auth, a known operator token. `BENCH_BROKER_FLAGS`
+ * `bun src/broker.ts` on a free loopback port, open auth, a known operator token, loop guard and rate limits off. `BENCH_BROKER_FLAGS`
  * adds Bun flags, e.g. `--cpu-prof-md --cpu-prof-dir=/tmp/prof` to profile the broker under load;
  * `BENCH_BROKER_ENTRY` runs another broker entry (a patched copy, for before/after comparisons).
  */
@@ -101,7 +101,17 @@ export function spawnBroker({ db, sync = 'full', auth = 'open' }: BrokerOptions)
   const flags = process.env.BENCH_BROKER_FLAGS?.split(' ').filter(Boolean) ?? []
   return spawnServer(
     [process.execPath, ...flags, process.env.BENCH_BROKER_ENTRY ?? 'src/broker.ts'],
-    { BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: db, DUO_AUTH: auth, DUO_SYNC: sync, DUO_ADMIN_TOKEN: ADMIN_TOKEN },
+    {
+      BROKER_PORT: '0',
+      BROKER_HOST: '127.0.0.1',
+      DUO_DB: db,
+      DUO_AUTH: auth,
+      DUO_SYNC: sync,
+      DUO_ADMIN_TOKEN: ADMIN_TOKEN,
+      // The loads are thousands of messages between the same agents from one address: no loop guard, no limits.
+      DUO_MAX_HOPS: '0',
+      DUO_RATE_LIMITS: 'off',
+    },
     /listening on (http:\/\/\S+)/,
   )
 }

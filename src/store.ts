@@ -1,10 +1,9 @@
 // Composition of the log and its views on one SQLite file: what the broker, the tools and the tests open.
 import { Database } from 'bun:sqlite'
 import { createCommands } from './events/commands.ts'
-import type { Rules } from './events/decide.ts'
+import { type Rules, rulesWith } from './events/decide.ts'
 import { migrateLog, openEventLog } from './events/log.ts'
 import { configureWriter } from './events/migrate.ts'
-import { LIMITS } from './events/schema.ts'
 import { decisionView, openViews } from './projections/index.ts'
 
 export type StoreOptions = {
@@ -21,10 +20,7 @@ export function openStore(options: StoreOptions) {
   migrateLog(db)
   const views = openViews(db)
   const log = openEventLog(db, { now: options.now, projectors: [views.project] })
-  const rules: Rules = {
-    maxMessageBytes: options.rules?.maxMessageBytes ?? LIMITS.messageBytesDefault,
-    maxGroupMembers: options.rules?.maxGroupMembers ?? LIMITS.groupMembersMax,
-  }
+  const rules = rulesWith(options.rules)
   const view = decisionView(views, log.lastSeq)
   const commands = createCommands({ log, view, rules, listening: (id) => options.listening?.(id) ?? false })
   return {

@@ -1,5 +1,5 @@
 // The pure rules: a command and a view of the current state give events, or a typed refusal.
-import type { DuoEvent, PartnerKind } from './schema.ts'
+import { type DuoEvent, LIMITS, type PartnerKind } from './schema.ts'
 
 export type Rejection =
   | { reason: 'unknown_partner'; partnerId: string }
@@ -20,6 +20,12 @@ export type Rejection =
   | { reason: 'operator_token_required' }
   | { reason: 'invalid_request'; message: string }
   | { reason: 'web_page_refused'; message: string }
+  | { reason: 'conversation_paused'; conversationId: string; hops: number }
+  | { reason: 'partner_retired'; partnerId: string }
+  | { reason: 'not_a_group'; conversationId: string }
+  | { reason: 'too_many_groups'; partnerId: string; limit: number }
+  | { reason: 'not_human'; partnerId: string }
+  | { reason: 'rate_limited'; limit: string; retryAfterS: number }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; rejection: Rejection }
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value })
@@ -27,12 +33,23 @@ export const refuse = <T = never>(rejection: Rejection): Result<T> => ({ ok: fal
 
 /** What the rules need to know of the current state; the projections provide it. */
 export interface DecisionView {
-  partner(id: string): { status: 'online' | 'offline'; tokenHash: string | null; kind: PartnerKind } | null
+  partner(id: string): { status: 'online' | 'offline'; tokenHash: string | null; kind: PartnerKind; retired: boolean } | null
   /** Another partner's id that equals `id` without regard to case, else one with its `idSkeleton`; null if none. */
   partnerLike(id: string): { id: string; lookalike: boolean } | null
-  conversation(id: string): { type: 'direct' | 'group'; is_archived: number } | null
+  conversation(id: string): {
+    type: 'direct' | 'group'
+    name: string | null
+    is_archived: number
+    /** Agent messages in a row since the last human message or resume. */
+    hops: number
+    is_paused: number
+  } | null
   isMember(conversationId: string, partnerId: string): boolean
   members(conversationId: string): string[]
+  /** Groups the partner is a current member of. */
+  groupCount(partnerId: string): number
+  /** Every conversation the partner is a current member of, with its current member count. */
+  conversationsOf(partnerId: string): Array<{ id: string; type: 'direct' | 'group'; is_archived: number; members: number }>
   directBetween(a: string, b: string): string | null
   messageByKey(fromId: string, key: string): { seq: number; conversation_id: string } | null
   ackable(partnerId: string, cursor: number, conversationId?: string): Array<{
@@ -43,7 +60,21 @@ export interface DecisionView {
   lastSeq(): number
 }
 
-export type Rules = { maxMessageBytes: number; maxGroupMembers: number }
+export type Rules = {
+  maxMessageBytes: number
+  maxGroupMembers: number
+  /** Loop guard: agent messages in a row that pause a conversation (0: never). */
+  maxHops: number
+  maxGroupsPerPartner: number
+}
+
+/** The rules with the documented defaults for whatever `partial` leaves out. */
+export const rulesWith = (partial: Partial<Rules> = {}): Rules => ({
+  maxMessageBytes: partial.maxMessageBytes ?? LIMITS.messageBytesDefault,
+  maxGroupMembers: partial.maxGroupMembers ?? LIMITS.groupMembersMax,
+  maxHops: partial.maxHops ?? LIMITS.maxHopsDefault,
+  maxGroupsPerPartner: partial.maxGroupsPerPartner ?? LIMITS.groupsPerPartnerDefault,
+})
 
 export type Command =
   | {
@@ -65,6 +96,11 @@ export type Command =
   | { kind: 'setStatus'; partnerId: string; message: string | null }
   | { kind: 'setNotifications'; partnerId: string; enabled: boolean }
   | { kind: 'ack'; partnerId: string; cursor: number; conversationId?: string }
+  | { kind: 'retire'; partnerId: string }
+  | { kind: 'addMembers'; partnerId: string; conversationId: string; members: string[] }
+  | { kind: 'rename'; partnerId: string; conversationId: string; name: string }
+  /** `partnerId`: the human participant who resumes; absent: the operator. */
+  | { kind: 'resume'; conversationId: string; partnerId?: string }
 
 /** What each command decides: its events, plus what the caller needs to answer (one shape per command kind). */
 type Decisions = {
@@ -80,6 +116,12 @@ type Decisions = {
   setStatus: { events: DuoEvent[] }
   setNotifications: { events: DuoEvent[] }
   ack: { events: DuoEvent[] }
+  retire: { events: DuoEvent[] }
+  /** `added`: the partners who joined (those already members are left out). */
+  addMembers: { events: DuoEvent[]; added: string[] }
+  rename: { events: DuoEvent[] }
+  /** `resumed`: whether the conversation was paused. */
+  resume: { events: DuoEvent[]; resumed: boolean }
 }
 // A command kind without its decision shape does not compile.
 type EveryKind<T extends Record<Command['kind'], { events: DuoEvent[] }>> = T
@@ -121,6 +163,8 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
             ? { reason: 'token_required', partnerId: command.partnerId }
             : { reason: 'acting_for_another', partnerId: command.partnerId },
         )
+      // Retirement is final: the id is never handed out again, so nobody can take over its history.
+      if (existing?.retired) return refuse({ reason: 'partner_retired', partnerId: command.partnerId })
       const issue = command.newTokenHash !== undefined && (existing === null || existing.tokenHash === null)
       const kind = command.partnerKind ?? existing?.kind ?? 'agent'
       return ok<Decision<'register'>>({
@@ -141,13 +185,14 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
       })
     }
     case 'unregister': {
-      const partner = view.partner(command.partnerId)
-      if (!partner) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
-      if (partner.status === 'offline') return ok({ events: [] })
+      const refused = unusable(view, command.partnerId)
+      if (refused) return refuse(refused)
+      if (view.partner(command.partnerId)!.status === 'offline') return ok({ events: [] })
       return ok({ events: [{ type: 'PartnerWentOffline', data: { partnerId: command.partnerId } }] })
     }
     case 'reissueToken': {
-      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+      const refused = unusable(view, command.partnerId)
+      if (refused) return refuse(refused)
       return ok<Decision<'reissueToken'>>({
         tokenIssued: true,
         events: [{ type: 'PartnerTokenReissued', data: { partnerId: command.partnerId, tokenHash: command.newTokenHash } }],
@@ -156,12 +201,13 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
     case 'talk':
       return decideTalk(command, view, rules)
     case 'createGroup': {
-      if (!view.partner(command.creatorId)) return refuse({ reason: 'unknown_partner', partnerId: command.creatorId })
+      const refused = unusable(view, command.creatorId)
+      if (refused) return refuse(refused)
       const members = [...new Set([command.creatorId, ...command.participants])]
       if (members.length > rules.maxGroupMembers) return refuse({ reason: 'group_too_large', limit: rules.maxGroupMembers })
       if (members.length < 2) return refuse({ reason: 'invalid_request', message: 'a group needs at least one other participant' })
-      const unknown = members.find((id) => !view.partner(id))
-      if (unknown) return refuse({ reason: 'unknown_partner', partnerId: unknown })
+      const cannotJoin = firstThatCannotJoin(members, view, rules)
+      if (cannotJoin) return refuse(cannotJoin)
       return ok<Decision<'createGroup'>>({
         conversationId: command.groupId,
         events: [
@@ -180,6 +226,8 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
     }
     case 'leave': {
       const { partnerId, conversationId } = command
+      const refused = unusable(view, partnerId)
+      if (refused) return refuse(refused)
       const conversation = view.conversation(conversationId)
       if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
       if (!view.isMember(conversationId, partnerId)) return refuse({ reason: 'not_a_participant', conversationId })
@@ -189,16 +237,21 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
       if (last) events.push({ type: 'ConversationArchived', data: { conversationId } })
       return ok<Decision<'leave'>>({ events, archived: last })
     }
-    case 'setStatus':
-      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+    case 'setStatus': {
+      const refused = unusable(view, command.partnerId)
+      if (refused) return refuse(refused)
       return ok({ events: [{ type: 'PartnerStatusChanged', data: { partnerId: command.partnerId, message: command.message } }] })
-    case 'setNotifications':
-      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+    }
+    case 'setNotifications': {
+      const refused = unusable(view, command.partnerId)
+      if (refused) return refuse(refused)
       return ok({
         events: [{ type: 'NotificationsSwitched', data: { partnerId: command.partnerId, enabled: command.enabled } }],
       })
+    }
     case 'ack': {
-      if (!view.partner(command.partnerId)) return refuse({ reason: 'unknown_partner', partnerId: command.partnerId })
+      const refused = unusable(view, command.partnerId)
+      if (refused) return refuse(refused)
       if (command.cursor > view.lastSeq())
         return refuse({ reason: 'cursor_ahead', cursor: command.cursor, lastSeq: view.lastSeq() })
       if (command.conversationId !== undefined) {
@@ -216,6 +269,19 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
         }))
       return ok({ events })
     }
+    case 'retire':
+      return decideRetire(command.partnerId, view)
+    case 'addMembers':
+      return decideAddMembers(command, view, rules)
+    case 'rename': {
+      const { partnerId, conversationId, name } = command
+      const refused = unusable(view, partnerId) ?? groupOpenTo(view, conversationId, partnerId)
+      if (refused) return refuse(refused)
+      if (view.conversation(conversationId)!.name === name) return ok({ events: [] })
+      return ok({ events: [{ type: 'ConversationRenamed', data: { conversationId, name, renamedBy: partnerId } }] })
+    }
+    case 'resume':
+      return decideResume(command, view)
     default: {
       const unhandled: never = command
       throw new Error(`unhandled command ${JSON.stringify(unhandled)}`)
@@ -223,11 +289,88 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
   }
 }
 
+/** Why `partnerId` cannot act or be acted on: never registered, or retired. */
+function unusable(view: DecisionView, partnerId: string): Rejection | null {
+  const partner = view.partner(partnerId)
+  if (!partner) return { reason: 'unknown_partner', partnerId }
+  return partner.retired ? { reason: 'partner_retired', partnerId } : null
+}
+
+/** Why `partnerId` may not change the group `conversationId`: unknown, direct, archived, or not a member. */
+function groupOpenTo(view: DecisionView, conversationId: string, partnerId: string): Rejection | null {
+  const conversation = view.conversation(conversationId)
+  if (!conversation) return { reason: 'unknown_conversation', conversationId }
+  if (conversation.type !== 'group') return { reason: 'not_a_group', conversationId }
+  if (conversation.is_archived) return { reason: 'conversation_archived', conversationId }
+  return view.isMember(conversationId, partnerId) ? null : { reason: 'not_a_participant', conversationId }
+}
+
+/** The first of `ids` that may not join one more group: unknown, retired, or already in as many as allowed. */
+function firstThatCannotJoin(ids: string[], view: DecisionView, rules: Rules): Rejection | null {
+  for (const id of ids) {
+    const refused = unusable(view, id)
+    if (refused) return refused
+  }
+  for (const id of ids)
+    if (view.groupCount(id) >= rules.maxGroupsPerPartner)
+      return { reason: 'too_many_groups', partnerId: id, limit: rules.maxGroupsPerPartner }
+  return null
+}
+
+function decideAddMembers(command: Extract<Command, { kind: 'addMembers' }>, view: DecisionView, rules: Rules): Result<Decision<'addMembers'>> {
+  const { partnerId, conversationId } = command
+  const refused = unusable(view, partnerId) ?? groupOpenTo(view, conversationId, partnerId)
+  if (refused) return refuse(refused)
+  const added = [...new Set(command.members)].filter((id) => !view.isMember(conversationId, id))
+  if (added.length === 0) return ok({ events: [], added })
+  const size = view.members(conversationId).length + added.length
+  if (size > rules.maxGroupMembers) return refuse({ reason: 'group_too_large', limit: rules.maxGroupMembers })
+  const cannotJoin = firstThatCannotJoin(added, view, rules)
+  if (cannotJoin) return refuse(cannotJoin)
+  return ok({ added, events: [{ type: 'ParticipantsAdded', data: { conversationId, addedBy: partnerId, partnerIds: added } }] })
+}
+
+/**
+ * Retirement: the partner leaves every group it is in (the last one out archives it, as when leaving), and
+ * its direct conversations are archived, since nobody is left to read them. Its messages stay where they are.
+ */
+function decideRetire(partnerId: string, view: DecisionView): Result<Decision<'retire'>> {
+  const refused = unusable(view, partnerId)
+  if (refused) return refuse(refused)
+  const events: DuoEvent[] = [{ type: 'PartnerRetired', data: { partnerId } }]
+  for (const c of view.conversationsOf(partnerId)) {
+    if (c.type === 'group') events.push({ type: 'ParticipantLeft', data: { conversationId: c.id, partnerId } })
+    if ((c.type === 'direct' || c.members === 1) && !c.is_archived)
+      events.push({ type: 'ConversationArchived', data: { conversationId: c.id } })
+  }
+  return ok({ events })
+}
+
+function decideResume(command: Extract<Command, { kind: 'resume' }>, view: DecisionView): Result<Decision<'resume'>> {
+  const { conversationId, partnerId } = command
+  const conversation = view.conversation(conversationId)
+  if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
+  if (partnerId !== undefined) {
+    const refused = unusable(view, partnerId)
+    if (refused) return refuse(refused)
+    // A human oversees every conversation (as when talking), so a human need not be a member to resume one.
+    if (view.partner(partnerId)!.kind !== 'human') return refuse({ reason: 'not_human', partnerId })
+  }
+  const resumed = conversation.is_paused === 1
+  // A resume also starts the count over when nothing was paused yet; with nothing to change it records nothing.
+  if (!resumed && conversation.hops === 0) return ok({ events: [], resumed })
+  return ok({
+    resumed,
+    events: [{ type: 'ConversationResumed', data: { conversationId, ...(partnerId !== undefined ? { partnerId } : {}) } }],
+  })
+}
+
 function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionView, rules: Rules): Result<Decision<'talk'>> {
   const { fromId, content, idempotencyKey } = command
   const sender = view.partner(fromId)
   if (!sender) return refuse({ reason: 'unknown_partner', partnerId: fromId })
   const human = sender.kind === 'human'
+  if (sender.retired) return refuse({ reason: 'partner_retired', partnerId: fromId })
   if (idempotencyKey !== undefined) {
     const original = view.messageByKey(fromId, idempotencyKey)
     if (original) return ok({ events: [], conversationId: original.conversation_id, duplicateOf: original.seq })
@@ -256,23 +399,41 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
     if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId })
     // A person oversees: they may step into any conversation without joining it (the console, `bun run duo`).
     if (!human && !view.isMember(conversationId, fromId)) return refuse({ reason: 'not_a_participant', conversationId })
-    return ok({ conversationId, events: [sent(conversationId)] })
+    return guarded(conversationId, conversation, [])
   }
   if (command.to === undefined) return refuse({ reason: 'no_recipient' })
   const to = command.to
   if (to === fromId) return refuse({ reason: 'talk_to_self' })
-  if (!view.partner(to)) return refuse({ reason: 'unknown_partner', partnerId: to })
+  const refused = unusable(view, to)
+  if (refused) return refuse(refused)
   const existing = view.directBetween(fromId, to)
-  if (existing) return ok({ conversationId: existing, events: [sent(existing)] })
+  if (existing) {
+    const conversation = view.conversation(existing)!
+    if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId: existing })
+    return guarded(existing, conversation, [])
+  }
   const conversationId = directIdFor(fromId, to, (id) => view.conversation(id) !== null)
-  return ok({
-    conversationId,
-    events: [
-      {
-        type: 'ConversationCreated',
-        data: { conversationId, kind: 'direct', name: null, createdBy: fromId, participants: [fromId, to] },
-      },
-      sent(conversationId),
-    ],
-  })
+  const created: DuoEvent = {
+    type: 'ConversationCreated',
+    data: { conversationId, kind: 'direct', name: null, createdBy: fromId, participants: [fromId, to] },
+  }
+  return guarded(conversationId, { hops: 0, is_paused: 0 }, [created])
+
+  /**
+   * The loop guard. A human's message starts the count over (resuming a paused conversation first); an
+   * agent's is refused in a paused conversation, and the one that reaches `maxHops` pauses it.
+   */
+  function guarded(conversationId: string, state: { hops: number; is_paused: number }, before: DuoEvent[]): Result<Decision<'talk'>> {
+    if (human) {
+      const resume: DuoEvent[] = state.is_paused
+        ? [{ type: 'ConversationResumed', data: { conversationId, partnerId: fromId } }]
+        : []
+      return ok({ conversationId, events: [...before, ...resume, sent(conversationId)] })
+    }
+    if (rules.maxHops === 0) return ok({ conversationId, events: [...before, sent(conversationId)] })
+    if (state.is_paused) return refuse({ reason: 'conversation_paused', conversationId, hops: state.hops })
+    const hops = state.hops + 1
+    const pause: DuoEvent[] = hops >= rules.maxHops ? [{ type: 'ConversationPaused', data: { conversationId, hops } }] : []
+    return ok({ conversationId, events: [...before, sent(conversationId), ...pause] })
+  }
 }

@@ -9,6 +9,8 @@ export const LIMITS = {
   projectPathMax: 1024,
   idempotencyKeyMax: 128,
   messageBytesDefault: 64 * 1024,
+  groupsPerPartnerDefault: 500,
+  maxHopsDefault: 50,
 } as const
 
 /** Ids are data, never paths: letters, digits, `_`, `-`, `.`, not starting with `.`. */
@@ -136,6 +138,35 @@ export const ConversationArchived = z.object({
   data: z.object({ conversationId: ConversationId }),
 })
 
+/** The operator retired the partner: gone from listings, its token dead, its messages kept. Final. */
+export const PartnerRetired = z.object({
+  type: z.literal('PartnerRetired'),
+  data: z.object({ partnerId: PartnerId }),
+})
+
+/** Members joined a group after its creation (a partner who left may be added back). */
+export const ParticipantsAdded = z.object({
+  type: z.literal('ParticipantsAdded'),
+  data: z.object({ conversationId: ConversationId, addedBy: PartnerId, partnerIds: z.array(PartnerId).min(1) }),
+})
+
+export const ConversationRenamed = z.object({
+  type: z.literal('ConversationRenamed'),
+  data: z.object({ conversationId: ConversationId, name: z.string(), renamedBy: PartnerId }),
+})
+
+/** The loop guard stopped agents talking here after `hops` agent messages in a row with no human message. */
+export const ConversationPaused = z.object({
+  type: z.literal('ConversationPaused'),
+  data: z.object({ conversationId: ConversationId, hops: z.number().int().positive() }),
+})
+
+/** Agents may talk here again; the hop count starts over. `partnerId`: the human who resumed it; absent: the operator. */
+export const ConversationResumed = z.object({
+  type: z.literal('ConversationResumed'),
+  data: z.object({ conversationId: ConversationId, partnerId: PartnerId.optional() }),
+})
+
 export const ReadPositionAdvanced = z.object({
   type: z.literal('ReadPositionAdvanced'),
   data: z.object({ partnerId: PartnerId, conversationId: ConversationId, seq: z.number().int().positive() }),
@@ -152,6 +183,11 @@ export const DuoEvent = z.discriminatedUnion('type', [
   ParticipantLeft,
   ConversationArchived,
   ReadPositionAdvanced,
+  PartnerRetired,
+  ParticipantsAdded,
+  ConversationRenamed,
+  ConversationPaused,
+  ConversationResumed,
 ])
 export type DuoEvent = z.infer<typeof DuoEvent>
 export type EventType = DuoEvent['type']
@@ -196,3 +232,19 @@ export const CreateGroupInput = z.object({
     .max(LIMITS.groupMembersMax, `a group has at most ${LIMITS.groupMembersMax} members`),
 })
 export type CreateGroupInput = z.infer<typeof CreateGroupInput>
+
+export const AddMembersInput = z.object({
+  partnerId: PartnerId.describe('The member who adds (acting partner)'),
+  members: z
+    .array(PartnerId)
+    .min(1, 'name at least one partner to add')
+    .max(LIMITS.groupMembersMax, `a group has at most ${LIMITS.groupMembersMax} members`)
+    .describe('Partner ids to add to the group'),
+})
+export type AddMembersInput = z.infer<typeof AddMembersInput>
+
+export const RenameInput = z.object({
+  partnerId: PartnerId.describe('The member who renames (acting partner)'),
+  name: GroupName.describe('The new group name'),
+})
+export type RenameInput = z.infer<typeof RenameInput>

@@ -1,5 +1,6 @@
 // Broker configuration from the environment, refused with one line naming the variable when wrong.
 import { LIMITS } from '../events/schema.ts'
+import { NO_RATE_LIMITS, RATE_LIMIT_DEFAULTS, type RateLimits } from './rate-limits.ts'
 
 export type BrokerConfig = {
   host: string
@@ -19,6 +20,13 @@ export type BrokerConfig = {
   keepAliveMs: number
   /** PostgreSQL: how often a broker polls the shared log besides LISTEN (a lost notification delays at most this). */
   pgPollMs: number
+  /** Loop guard: agent messages in a row that pause a conversation (0: off). */
+  maxHops: number
+  maxGroupsPerPartner: number
+  /** Partners not seen for this many days are left out of default listings (0: never). */
+  staleDays: number
+  /** Per minute; 0 turns one off, DUO_RATE_LIMITS=off all of them. */
+  rateLimits: RateLimits
 }
 
 export class ConfigError extends Error {}
@@ -77,5 +85,27 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     presenceTimeoutMs: int('DUO_PRESENCE_TIMEOUT_S', 300, 1, 86_400) * 1000,
     keepAliveMs: int('DUO_KEEPALIVE_S', 15, 1, 15) * 1000,
     pgPollMs: 1000,
+    maxHops: int('DUO_MAX_HOPS', LIMITS.maxHopsDefault, 0, 1_000_000),
+    maxGroupsPerPartner: int('DUO_MAX_GROUPS_PER_PARTNER', LIMITS.groupsPerPartnerDefault, 1, 1_000_000),
+    staleDays: int('DUO_STALE_DAYS', 30, 0, 36_500),
+    rateLimits: rateLimitsFromEnv(env, int),
+  }
+}
+
+function rateLimitsFromEnv(
+  env: Record<string, string | undefined>,
+  int: (name: string, fallback: number, min: number, max: number) => number,
+): RateLimits {
+  const all = env.DUO_RATE_LIMITS?.trim().toLowerCase()
+  if (all !== undefined && all !== '' && all !== 'on' && all !== 'off')
+    throw new ConfigError(`DUO_RATE_LIMITS must be on or off, got "${env.DUO_RATE_LIMITS}"`)
+  if (all === 'off') return NO_RATE_LIMITS
+  const perMinute = (name: string, fallback: number) => int(name, fallback, 0, 100_000_000)
+  return {
+    talk: perMinute('DUO_RATE_TALK_PER_MIN', RATE_LIMIT_DEFAULTS.talk),
+    talkPerAddress: perMinute('DUO_RATE_TALK_PER_ADDRESS_PER_MIN', RATE_LIMIT_DEFAULTS.talkPerAddress),
+    register: perMinute('DUO_RATE_REGISTER_PER_MIN', RATE_LIMIT_DEFAULTS.register),
+    groups: perMinute('DUO_RATE_GROUPS_PER_MIN', RATE_LIMIT_DEFAULTS.groups),
+    members: perMinute('DUO_RATE_MEMBERS_PER_MIN', RATE_LIMIT_DEFAULTS.members),
   }
 }

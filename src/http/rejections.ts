@@ -20,6 +20,12 @@ const statusOf = {
   operator_token_required: 401,
   invalid_request: 400,
   web_page_refused: 403,
+  conversation_paused: 409,
+  partner_retired: 410,
+  not_a_group: 409,
+  too_many_groups: 409,
+  not_human: 403,
+  rate_limited: 429,
 } as const satisfies Record<Rejection['reason'], number>
 
 export function explain(r: Rejection): string {
@@ -35,7 +41,7 @@ export function explain(r: Rejection): string {
     case 'not_a_participant':
       return `not a participant of conversation "${r.conversationId}"`
     case 'conversation_archived':
-      return `conversation "${r.conversationId}" is archived: every member has left`
+      return `conversation "${r.conversationId}" is archived (every member left, or its other partner was retired): nothing more can be posted there`
     case 'cannot_leave_direct':
       return `"${r.conversationId}" is a direct conversation; only groups can be left`
     case 'no_recipient':
@@ -61,6 +67,22 @@ export function explain(r: Rejection): string {
     case 'invalid_request':
     case 'web_page_refused':
       return r.message
+    case 'conversation_paused':
+      return (
+        `conversation "${r.conversationId}" is paused by the loop guard after ${r.hops} messages in a row between agents ` +
+        'with no human message. Stop sending messages here and wait for your human: a message from a human ' +
+        'participant, or a resume by the operator or a human (POST /conversations/:id/resume), lets agents talk again.'
+      )
+    case 'partner_retired':
+      return `partner "${r.partnerId}" was retired by the operator: it cannot act, be messaged or join groups any more (its past messages stay in history)`
+    case 'not_a_group':
+      return `"${r.conversationId}" is a direct conversation; only groups gain members or change their name`
+    case 'too_many_groups':
+      return `partner "${r.partnerId}" is already in ${r.limit} groups, the most allowed (DUO_MAX_GROUPS_PER_PARTNER)`
+    case 'not_human':
+      return `partner "${r.partnerId}" is an agent; only a human participant or the operator can resume a paused conversation`
+    case 'rate_limited':
+      return `too many requests: ${r.limit}; try again in ${r.retryAfterS} s`
     default: {
       const unhandled: never = r
       return String(unhandled)
@@ -76,6 +98,8 @@ export const refusalBody = (r: Rejection) => ({
   ...('conversationId' in r ? { conversationId: r.conversationId } : {}),
   ...(r.reason === 'cursor_ahead' ? { last_seq: r.lastSeq } : {}),
   ...(r.reason === 'partner_id_taken' ? { existing: r.existing } : {}),
+  ...('limit' in r ? { limit: r.limit } : {}),
+  ...(r.reason === 'rate_limited' ? { retry_after_s: r.retryAfterS } : {}),
 })
 
 /** The HTTP status of a refusal. */
@@ -85,7 +109,11 @@ export const statusOfRejection = (r: Rejection): number => statusOf[r.reason]
  * The refusal as a JSON response. Typed `never` so that a route declaring `response:` (Elysia then types its
  * answer by that schema) can return it beside its answer: Elysia sends a Response as it is, unvalidated.
  */
-export const rejected = (r: Rejection): never => Response.json(refusalBody(r), { status: statusOf[r.reason] }) as never
+export const rejected = (r: Rejection): never =>
+  Response.json(refusalBody(r), {
+    status: statusOf[r.reason],
+    headers: r.reason === 'rate_limited' ? { 'retry-after': String(r.retryAfterS) } : undefined,
+  }) as never
 
 /** The refusal (409) of a cursor beyond the end of the log (a client that outlived a reset database), or null. */
 export const beyondLog = (cursor: number, lastSeq: number): Rejection | null =>

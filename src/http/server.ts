@@ -33,7 +33,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
   let presence: SharedListeners | undefined
   const storeOptions = {
     now,
-    rules: { maxMessageBytes: config.maxMessageBytes },
+    rules: { maxMessageBytes: config.maxMessageBytes, maxHops: config.maxHops, maxGroupsPerPartner: config.maxGroupsPerPartner },
     listening: (id: string) => hub?.isListening(id) ?? false,
   }
   let store: Store

@@ -92,8 +92,10 @@ export const SHARED_MIGRATIONS: string[] = [
  */
 export async function migratePg(sql: SQL, part: string, steps: string[]): Promise<void> {
   await sql`CREATE TABLE IF NOT EXISTS duo_schema (part text PRIMARY KEY, version int NOT NULL)`.catch(async (error) => {
-    // Two first starts racing on CREATE TABLE IF NOT EXISTS can still collide on the catalog: the other won.
-    if ((error as { errno?: string }).errno !== '23505') throw error
+    // Two first starts racing on CREATE TABLE IF NOT EXISTS can still collide on the catalog (a unique
+    // violation, or the table's row type already existing): the other won.
+    const errno = (error as { errno?: string }).errno
+    if (errno !== '23505' && errno !== '42710') throw error
   })
   for (;;) {
     const advanced = await sql.begin(async (tx) => {

@@ -2,9 +2,8 @@
 import type { SQL } from 'bun'
 import { Database } from 'bun:sqlite'
 import { createCommands } from '../events/commands.ts'
-import type { Rules } from '../events/decide.ts'
+import { type Rules, rulesWith } from '../events/decide.ts'
 import { migrateLog, openEventLog } from '../events/log.ts'
-import { LIMITS } from '../events/schema.ts'
 import { newToken } from '../http/auth.ts'
 import { decisionView, openViews } from '../projections/index.ts'
 import { openPgEventLog } from './log.ts'
@@ -67,10 +66,7 @@ export async function openPgStore(options: PgStoreOptions) {
   await log.catchUp()
   const poll = setInterval(() => void follow(), options.pollMs ?? POLL_MS)
 
-  const rules: Rules = {
-    maxMessageBytes: options.rules?.maxMessageBytes ?? LIMITS.messageBytesDefault,
-    maxGroupMembers: options.rules?.maxGroupMembers ?? LIMITS.groupMembersMax,
-  }
+  const rules = rulesWith(options.rules)
   const view = decisionView(views, log.lastSeq)
   const commands = createCommands({ log, view, rules, listening: (id) => options.listening?.(id) ?? false })
   return {

@@ -27,6 +27,14 @@ export const MIGRATIONS = [
      conversation_id TEXT NOT NULL,
      PRIMARY KEY (low, high)
    );`,
+  // The loop guard's count. Logs from before it hold no pauses or resumes: the count is the messages since
+  // the last human one (the views migrate after the messages table, which this reads).
+  `ALTER TABLE conversations ADD COLUMN hops INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE conversations ADD COLUMN is_paused INTEGER NOT NULL DEFAULT 0;
+   UPDATE conversations SET hops = (
+     SELECT count(*) FROM messages m
+     WHERE m.conversation_id = conversations.id AND m.seq > coalesce(
+       (SELECT max(h.seq) FROM messages h WHERE h.conversation_id = conversations.id AND h.from_kind = 'human'), 0));`,
 ]
 export const TABLES = { conversations: 'id', participants: 'conversation_id, partner_id', direct_pairs: 'low, high' }
 
@@ -38,6 +46,9 @@ export type ConversationRow = {
   created_at: string
   is_archived: number
   last_message_seq: number | null
+  /** Agent messages in a row since the last human message or resume (the loop guard's count). */
+  hops: number
+  is_paused: number
 }
 
 
@@ -49,7 +60,26 @@ export function createConversations(db: Database) {
   const pair = db.query('INSERT INTO direct_pairs (low, high, conversation_id) VALUES (?, ?, ?)')
   const leave = db.query('UPDATE participants SET left_at = ? WHERE conversation_id = ? AND partner_id = ?')
   const archive = db.query('UPDATE conversations SET is_archived = 1 WHERE id = ?')
-  const touch = db.query('UPDATE conversations SET last_message_seq = ? WHERE id = ?')
+  const touch = db.query(
+    'UPDATE conversations SET last_message_seq = ?1, hops = CASE WHEN ?2 THEN 0 ELSE hops + 1 END WHERE id = ?3',
+  )
+  const rejoin = db.query(
+    `INSERT INTO participants (conversation_id, partner_id, joined_at) VALUES (?1, ?2, ?3)
+     ON CONFLICT (conversation_id, partner_id) DO UPDATE SET joined_at = ?3, left_at = NULL`,
+  )
+  const rename = db.query('UPDATE conversations SET name = ? WHERE id = ?')
+  const pause = db.query('UPDATE conversations SET is_paused = 1 WHERE id = ?')
+  const resume = db.query('UPDATE conversations SET is_paused = 0, hops = 0 WHERE id = ?')
+  const groupCount = db.query<{ n: number }, [string]>(
+    `SELECT count(*) AS n FROM participants p JOIN conversations c ON c.id = p.conversation_id
+     WHERE p.partner_id = ? AND p.left_at IS NULL AND c.type = 'group'`,
+  )
+  const ofPartner = db.query<{ id: string; type: 'direct' | 'group'; is_archived: number; members: number }, [string]>(
+    `SELECT c.id, c.type, c.is_archived,
+       (SELECT count(*) FROM participants q WHERE q.conversation_id = c.id AND q.left_at IS NULL) AS members
+     FROM participants p JOIN conversations c ON c.id = p.conversation_id
+     WHERE p.partner_id = ? AND p.left_at IS NULL ORDER BY c.id`,
+  )
   const one = db.query<ConversationRow, [string]>('SELECT * FROM conversations WHERE id = ?')
   const members = db.query<{ partner_id: string }, [string]>(
     'SELECT partner_id FROM participants WHERE conversation_id = ? AND left_at IS NULL ORDER BY joined_at, partner_id',
@@ -101,7 +131,19 @@ export function createConversations(db: Database) {
           archive.run(event.data.conversationId)
           return
         case 'MessageSent':
-          touch.run(event.seq, event.data.conversationId)
+          touch.run(event.seq, event.data.fromKind === 'human' ? 1 : 0, event.data.conversationId)
+          return
+        case 'ParticipantsAdded':
+          for (const id of event.data.partnerIds) rejoin.run(event.data.conversationId, id, event.at)
+          return
+        case 'ConversationRenamed':
+          rename.run(event.data.name, event.data.conversationId)
+          return
+        case 'ConversationPaused':
+          pause.run(event.data.conversationId)
+          return
+        case 'ConversationResumed':
+          resume.run(event.data.conversationId)
           return
         default:
           return
@@ -119,6 +161,10 @@ export function createConversations(db: Database) {
       const [low, high] = pairOf(a, b)
       return direct.get(low, high)?.conversation_id ?? null
     },
+    /** Groups the partner is a current member of (the bound of `maxGroupsPerPartner`). */
+    groupCount: (partnerId: string): number => groupCount.get(partnerId)!.n,
+    /** Every conversation the partner is a current member of, with its current member count. */
+    conversationsOf: (partnerId: string) => ofPartner.all(partnerId),
     /** The partner's conversations with unread counts (from read positions), most recently active first. */
     forPartner: (partnerId: string) => forPartner.all(partnerId),
   }

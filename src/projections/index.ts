@@ -19,9 +19,10 @@ export const VIEW_TABLES: Record<string, string> = {
 }
 
 export function migrateViews(db: Database): void {
+  // Conversations last: a step of theirs fills a new column from the messages table.
   migrate(db, 'partners', partners.MIGRATIONS)
-  migrate(db, 'conversations', conversations.MIGRATIONS)
   migrate(db, 'messages', messages.MIGRATIONS)
+  migrate(db, 'conversations', conversations.MIGRATIONS)
 }
 
 export function openViews(db: Database) {
@@ -48,12 +49,14 @@ export function decisionView(views: Views, lastSeq: () => number): DecisionView 
   return {
     partner: (id) => {
       const row = views.partners.get(id)
-      return row && { status: row.status, tokenHash: row.token_hash, kind: row.kind }
+      return row && { status: row.status, tokenHash: row.token_hash, kind: row.kind, retired: row.retired_at !== null }
     },
     partnerLike: (id) => views.partners.like(id),
     conversation: (id) => views.conversations.get(id),
     isMember: (conversationId, partnerId) => views.conversations.isMember(conversationId, partnerId),
     members: (conversationId) => views.conversations.memberIds(conversationId),
+    groupCount: (partnerId) => views.conversations.groupCount(partnerId),
+    conversationsOf: (partnerId) => views.conversations.conversationsOf(partnerId),
     directBetween: (a, b) => views.conversations.directBetween(a, b),
     messageByKey: (fromId, key) => views.messages.byIdempotencyKey(fromId, key),
     ackable: (partnerId, cursor, conversationId) => views.messages.ackable(partnerId, cursor, conversationId),

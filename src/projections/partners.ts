@@ -1,6 +1,6 @@
 // Read model: partners, their settings, token hashes and last activity (presence is derived from it at read time).
 import type { Database } from 'bun:sqlite'
-import { type Envelope, idSkeleton, idSkeletonSql } from '../events/schema.ts'
+import { type Envelope, idSkeleton, idSkeletonSql, type PartnerKind } from '../events/schema.ts'
 
 export const MIGRATIONS = [
   `CREATE TABLE partners (
@@ -19,6 +19,7 @@ export const MIGRATIONS = [
   // Ids unique without regard to case or look-alike letters: found by index, however many partners there are.
   `CREATE INDEX partners_by_folded_id ON partners (id COLLATE NOCASE);
    CREATE INDEX partners_by_skeleton ON partners (${idSkeletonSql('id')});`,
+  `ALTER TABLE partners ADD COLUMN retired_at TEXT`,
 ]
 export const TABLES = { partners: 'id' }
 
@@ -32,7 +33,9 @@ export type PartnerRow = {
   token_hash: string | null
   created_at: string
   last_seen: string
-  kind: 'agent' | 'human'
+  kind: PartnerKind
+  /** When the operator retired it; null while it is in service. */
+  retired_at: string | null
 }
 
 export function createPartners(db: Database) {
@@ -47,10 +50,12 @@ export function createPartners(db: Database) {
   const status = db.query('UPDATE partners SET status_message = ?, last_seen = ? WHERE id = ?')
   const notifications = db.query('UPDATE partners SET notifications_enabled = ?, last_seen = ? WHERE id = ?')
   const seen = db.query('UPDATE partners SET last_seen = ? WHERE id = ?')
+  const retire = db.query('UPDATE partners SET retired_at = ? WHERE id = ?')
   const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = ?')
-  const all = db.query<PartnerRow, []>('SELECT * FROM partners ORDER BY id')
-  const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners')
-  const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = ?')
+  const all = db.query<PartnerRow, []>('SELECT * FROM partners WHERE retired_at IS NULL ORDER BY id')
+  const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
+  // A retired partner's token stops working: it no longer names anyone.
+  const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = ? AND retired_at IS NULL')
   // ids are ASCII, so NOCASE (ASCII-only folding) is the whole of "without regard to case".
   const folded = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE id = ?1 COLLATE NOCASE AND id != ?1 LIMIT 1')
   const skeleton = db.query<{ id: string }, [string, string]>(
@@ -65,6 +70,9 @@ export function createPartners(db: Database) {
           register.run(d.partnerId, d.name, d.projectPath, d.tokenHash ?? null, event.at, d.kind ?? 'agent')
           return
         }
+        case 'PartnerRetired':
+          retire.run(event.at, event.data.partnerId)
+          return
         case 'PartnerWentOffline':
           offline.run(event.at, event.data.partnerId)
           return
@@ -91,7 +99,9 @@ export function createPartners(db: Database) {
           return
       }
     },
+    /** Any partner by id, retired ones included (their messages stay in history). */
     get: (id: string): PartnerRow | null => one.get(id),
+    /** Partners in service (retired ones left out), by id. */
     all: (): PartnerRow[] => all.all(),
     count: (): number => count.get()!.n,
     /** Another partner whose id equals `id` without regard to case, else one with the same `idSkeleton`. */

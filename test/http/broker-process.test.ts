@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { eventually, sleep, tempDir } from './helpers.ts'
+import { eventually, LOAD_ENV, sleep, tempDir } from './helpers.ts'
 
 const ROOT = join(import.meta.dir, '..', '..')
 const dirs: string[] = []
@@ -121,7 +121,7 @@ describe('a slow SSE consumer', () => {
   test(
     'does not make the broker buffer without bound, and the broker stays healthy',
     async () => {
-      const { proc, url } = await spawnBroker({ DUO_SYNC: 'normal' })
+      const { proc, url } = await spawnBroker({ DUO_SYNC: 'normal', ...LOAD_ENV })
       const port = Number(new URL(url).port)
       const sockets: ReturnType<typeof connect>[] = []
       try {

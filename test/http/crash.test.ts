@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { auditFile, formatReport } from '../../src/cli/audit-core.ts'
+import { LOAD_ENV } from './helpers.ts'
 
 const ROOT = join(import.meta.dir, '..', '..')
 const ADMIN = 'crash-test-operator-token-0123456789'
@@ -18,7 +19,7 @@ afterAll(() => {
 async function startBroker(db: string): Promise<{ proc: Bun.Subprocess; url: string }> {
   const proc = Bun.spawn([process.execPath, 'src/broker.ts'], {
     cwd: ROOT,
-    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: db, DUO_AUTH: 'open', DUO_SYNC: 'full', DUO_ADMIN_TOKEN: ADMIN },
+    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: db, DUO_AUTH: 'open', DUO_SYNC: 'full', DUO_ADMIN_TOKEN: ADMIN, ...LOAD_ENV },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

@@ -1,6 +1,6 @@
 // The event-cursor API over HTTP: /events paging and filters, and the /events/stream SSE of the whole log.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { type TestBroker, eventually, readSse, sleep, startTestBroker } from './helpers.ts'
+import { LOAD, type TestBroker, eventually, readSse, sleep, startTestBroker } from './helpers.ts'
 
 type Envelope = { seq: number; type: string; at: string; data: Record<string, unknown>; hash: string }
 
@@ -98,7 +98,7 @@ describe('GET /events in token mode', () => {
 describe('GET /events/stream', () => {
   let broker: TestBroker
   beforeAll(async () => {
-    broker = await startTestBroker({ keepAliveMs: 200 })
+    broker = await startTestBroker({ keepAliveMs: 200, ...LOAD })
     await broker.register('alice', 'bob')
     await broker.talk('alice', { to: 'bob' }, 'before')
   })

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { type Message, parseOrText, tempDir } from './helpers.ts'
+import { LOAD_ENV, type Message, parseOrText, tempDir } from './helpers.ts'
 
 const ROOT = join(import.meta.dir, '..', '..')
 
@@ -25,7 +25,7 @@ async function spawnBroker(): Promise<Broker> {
   const dir = tempDir('duo-legacy-')
   const proc = Bun.spawn(['bun', 'src/broker.ts'], {
     cwd: ROOT,
-    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: join(dir, 'duo.db'), DUO_AUTH: 'open', DUO_SYNC: 'full' },
+    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: join(dir, 'duo.db'), DUO_AUTH: 'open', DUO_SYNC: 'full', ...LOAD_ENV },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'inherit',

@@ -1,11 +1,11 @@
 // GET /listen/:id/stream: a partner's messages as Server-Sent Events, replayed from a cursor and then live.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { type Message, type TestBroker, eventually, readSse, sleep, startTestBroker } from './helpers.ts'
+import { LOAD, type Message, type TestBroker, eventually, readSse, sleep, startTestBroker } from './helpers.ts'
 
 describe('GET /listen/:id/stream', () => {
   let broker: TestBroker
   beforeAll(async () => {
-    broker = await startTestBroker({ keepAliveMs: 200 })
+    broker = await startTestBroker({ keepAliveMs: 200, ...LOAD })
     await broker.register('alice', 'bob', 'carol')
   })
   afterAll(() => broker.close())

@@ -1,6 +1,6 @@
 // Listening over HTTP: cursor long-poll, legacy long-poll, ack, wake-ups, bursts and concurrent listeners.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { type Message, type TestBroker, eventually, startTestBroker, stillPending } from './helpers.ts'
+import { LOAD, type Message, type TestBroker, eventually, startTestBroker, stillPending } from './helpers.ts'
 
 type CursorReply = { hasMessages: boolean; messages: Message[]; cursor: number }
 
@@ -227,7 +227,7 @@ describe('wake-ups', () => {
 describe('a burst of concurrent messages through the cursor long-poll', () => {
   let broker: TestBroker
   beforeAll(async () => {
-    broker = await startTestBroker({ sync: 'full' })
+    broker = await startTestBroker({ sync: 'full', ...LOAD })
     await broker.register('alice', 'bob', 'carol')
   })
   afterAll(() => broker.close())
@@ -264,7 +264,7 @@ describe('a burst of concurrent messages through the cursor long-poll', () => {
 describe('legacy long-poll (no cursor)', () => {
   let broker: TestBroker
   beforeAll(async () => {
-    broker = await startTestBroker()
+    broker = await startTestBroker(LOAD)
     await broker.register('alice', 'bob', 'carol')
   })
   afterAll(() => broker.close())

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
 import { runTool } from '../cli/run.ts'
-import { eventually, readSse, startTestBroker, type TestBroker } from '../http/helpers.ts'
+import { eventually, LOAD, readSse, startTestBroker, type TestBroker } from '../http/helpers.ts'
 import { freshDatabase, type TestDatabase } from './helpers.ts'
 
 let database: TestDatabase
@@ -12,7 +12,7 @@ const ADMIN = 'shared-operator-token-0123456789abcdef'
 beforeAll(async () => {
   database = await freshDatabase('duo_brokers')
   // The poll is pushed out of the way: within these tests only LISTEN/NOTIFY can bring another broker's commit.
-  brokers = await Promise.all([0, 1, 2].map(() => startTestBroker({ dbPath: database.url, pgPollMs: 600_000 })))
+  brokers = await Promise.all([0, 1, 2].map(() => startTestBroker({ dbPath: database.url, pgPollMs: 600_000, ...LOAD })))
 })
 afterAll(async () => {
   for (const broker of brokers) await broker.close()

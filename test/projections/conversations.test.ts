@@ -18,6 +18,8 @@ describe('a direct conversation', () => {
       created_at: at(),
       is_archived: 0,
       last_message_seq: null,
+      hops: 0,
+      is_paused: 0,
     })
     expect(store.views.conversations.directBetween('alice', 'bob')).toBe('direct_alice_bob')
     expect(store.views.conversations.directBetween('bob', 'alice')).toBe('direct_alice_bob')

@@ -22,6 +22,7 @@ describe('a registered partner', () => {
       created_at: at(),
       last_seen: at(),
       kind: 'agent',
+      retired_at: null,
     })
   })
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { auditFile } from '../../src/cli/audit-core.ts'
 import { seededRandom } from '../../src/cli/generate.ts'
-import type { Command } from '../../src/events/decide.ts'
+import { type Command, pairOf } from '../../src/events/decide.ts'
 import { EVENT_TYPES } from '../../src/events/schema.ts'
 import { openStore } from '../../src/store.ts'
 
@@ -23,7 +23,19 @@ function commandMix(random: () => number, lastSeq: () => number) {
     n++
     const me = pick(partners)
     const r = random()
-    if (n <= partners.length) return { kind: 'register', partnerId: partners[n - 1]!, name: `P${n}`, newTokenHash: hash(n) }
+    if (n <= partners.length)
+      return { kind: 'register', partnerId: partners[n - 1]!, name: `P${n}`, newTokenHash: hash(n), ...(n === 6 ? { partnerKind: 'human' } : {}) }
+    // Control: members added back, renames, resumes by the human or the operator, now and then a retirement.
+    if (r < 0.03 && groups.length > 0)
+      return { kind: 'addMembers', partnerId: me, conversationId: pick(groups), members: [pick(partners), pick(partners)] }
+    if (r < 0.04 && groups.length > 0) return { kind: 'rename', partnerId: me, conversationId: pick(groups), name: `R${n}` }
+    if (r < 0.12) {
+      const [low, high] = pairOf(me, pick(partners))
+      const conversationId = groups.length > 0 && random() < 0.3 ? pick(groups) : `direct_${low}_${high}`
+      return { kind: 'resume', conversationId, ...(random() < 0.5 ? { partnerId: partners[5]! } : {}) }
+    }
+    // Only the last partner retires: the others keep the log growing.
+    if (r < 0.125) return { kind: 'retire', partnerId: random() < 0.5 ? partners[11]! : 'ghost' }
     if (r < 0.45) return { kind: 'talk', fromId: me, to: pick(partners), content: `hello ${n} ✓`, ...(random() < 0.2 ? { idempotencyKey: `k${n % 50}` } : {}) }
     if (r < 0.6 && groups.length > 0) return { kind: 'talk', fromId: me, conversationId: pick(groups), content: `group note ${n}` }
     if (r < 0.66) {
@@ -43,7 +55,8 @@ function commandMix(random: () => number, lastSeq: () => number) {
 describe('a log written by thousands of commands', () => {
   test('rebuilds into views equal to the live ones, table by table', async () => {
     const path = join(dir, 'mixed.db')
-    const store = openStore({ path, sync: 'normal' })
+    // A short loop guard, so that pauses (and refusals while paused) happen often.
+    const store = openStore({ path, sync: 'normal', rules: { maxHops: 4 } })
     const next = commandMix(seededRandom(7), store.log.lastSeq)
     let refused = 0
     // Fifty at a time: they share commits, so rollbacks and batching are part of what is checked.

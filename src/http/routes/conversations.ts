@@ -43,7 +43,8 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
         })
         if (!result.ok) return rejected(result.rejection)
         const { decision, appended, recipients, notified } = result.value
-        const seq = decision.duplicateOf ?? appended[appended.length - 1]!.seq
+        // The message is not always the last event appended: the loop guard's pause may follow it.
+        const seq = decision.duplicateOf ?? appended.findLast((e) => e.type === 'MessageSent')!.seq
         return {
           success: true as const,
           conversationId: decision.conversationId,
