@@ -5,6 +5,7 @@ import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
 import { createBrokerClient } from '../../src/partner/broker-client.ts'
 import { runTool } from '../cli/run.ts'
 import { freshDatabase, type TestDatabase } from './helpers.ts'
+import { LOAD_ENV } from '../http/helpers.ts'
 
 const ROOT = `${import.meta.dir}/../..`
 const PAIRS = 6
@@ -19,7 +20,7 @@ afterAll(async () => {
 async function spawnBroker(db: string): Promise<{ proc: Bun.Subprocess; url: string }> {
   const proc = Bun.spawn([process.execPath, 'src/broker.ts'], {
     cwd: ROOT,
-    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: db, DUO_AUTH: 'open' },
+    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: db, DUO_AUTH: 'open', ...LOAD_ENV },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',
