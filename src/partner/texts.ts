@@ -31,6 +31,8 @@ export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: stri
         case 404:
           return `${said} Check the id: call list_partners for partner ids and list_conversations for conversation ids.`
         case 409:
+          if ((error.body as { reason?: unknown } | null)?.reason === 'partner_id_taken')
+            return `${said} Another project already holds that id or one that looks like it. Set PARTNER_ID in this MCP server's environment to an id of its own, then restart it.`
           return /archived/.test(error.message)
             ? `${said} Everyone left that group; make a new one with create_conversation.`
             : said

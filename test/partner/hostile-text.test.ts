@@ -287,3 +287,16 @@ describe('a broker that takes the partner for a web page', () => {
     expect(textOf(answer)).not.toContain('not a participant')
   })
 })
+
+describe('an id that looks like one already registered', () => {
+  test('the partner is refused, and its tools say to choose another PARTNER_ID', async () => {
+    const first = await partner(project('twin'), { partnerId: 'twin-lead' })
+    expect(first.running.partner.id).toBe('twin-lead')
+    const lookalike = await connectPartner(partnerConfig(project('twin'), broker.url, { partnerId: 'TWIN-LEAD' }), { background: true })
+    open.push(lookalike)
+    const answer = await call(lookalike.client, 'list_partners')
+    expect(answer.isError).toBe(true)
+    expect(textOf(answer)).toContain('unique without regard to case')
+    expect(textOf(answer)).toContain('Set PARTNER_ID')
+  })
+})
