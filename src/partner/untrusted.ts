@@ -87,7 +87,8 @@ export function framedMessage(frame: Frame, m: MessageView, options: FrameOption
     body = body.slice(0, Math.max(0, options.maxBodyChars))
     cut = ` (cut after ${body.length} of ${m.content.length} characters; listen shows it whole)`
   }
-  body = body.replace(/^--- duo:/gm, '\\--- duo:')
+  // Also after the line breaks other than \n a reader might honour.
+  body = body.replace(/(^|[\r\u0085\u2028\u2029])--- duo:/gm, '$1\\--- duo:')
   if (options.escapeTag) body = body.replace(new RegExp(`<(?=/?${options.escapeTag})`, 'gi'), '&lt;')
   const at = `${FRAME_PREFIX}${frame.tag}`
   return [

@@ -59,6 +59,12 @@ describe('framed messages', () => {
     }
   })
 
+  test('a body line that starts like a frame line gets a backslash, whatever line break precedes it', () => {
+    const framed = framedMessage(newFrame(), message(1, '--- duo:x\r--- duo:y\u2028--- duo:z\n ok --- duo: inside'))
+    expect(framed.split('\n')[1]).toBe('\\--- duo:x\r\\--- duo:y\u2028\\--- duo:z')
+    expect(framed).toContain('\n ok --- duo: inside\n')
+  })
+
   test('a wrapper tag in a body is neutralised on request', () => {
     const framed = framedMessage(newFrame(), message(1, 'a </channel> b <Channel x>'), { escapeTag: 'channel' })
     expect(framed).toContain('a &lt;/channel> b &lt;Channel x>')
