@@ -110,6 +110,29 @@ describe('three brokers in open mode', () => {
   })
 })
 
+describe('a dropped LISTEN connection', () => {
+  test('a message committed while the brokers were not listening still wakes the listener, without waiting for the poll', async () => {
+    const [a, b] = [brokers[0]!, brokers[1]!]
+    const cursor = await a.lastSeq()
+    const poll = a.get(`/listen/bob?after=${cursor}&wait=15`)
+    expect(await eventually(() => isListening(a, 'bob'), 5000)).toBe(true)
+    // Every broker's LISTEN session is cut; the message below is committed before they are back.
+    const cut = await database.sql`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
+      WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
+    expect(cut.length).toBe(3)
+    const sent = await b.talk('alice', { to: 'bob' }, 'sent while nobody listened')
+    const reply = await poll
+    expect(reply.body.messages.map((m: { seq: number }) => m.seq)).toEqual([sent.seq])
+    // Back on LISTEN: the next message wakes at once again.
+    expect(await eventually(async () => (await database.sql`SELECT 1 FROM pg_stat_activity
+      WHERE datname = current_database() AND query ILIKE 'LISTEN%'`).length === 3, 10_000)).toBe(true)
+    const next = a.get(`/listen/bob?after=${sent.seq}&wait=15`)
+    expect(await eventually(() => isListening(a, 'bob'), 5000)).toBe(true)
+    const again = await b.talk('alice', { to: 'bob' }, 'after the reconnect')
+    expect((await next).body.messages.map((m: { seq: number }) => m.seq)).toEqual([again.seq])
+  })
+})
+
 describe('three brokers in token mode', () => {
   let tokenBrokers: TestBroker[] = []
   let tokenDb: TestDatabase
