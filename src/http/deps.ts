@@ -24,6 +24,10 @@ export type BrokerDeps = {
    * the request arrived: a token, a partner or a cursor just created elsewhere is known here too.
    */
   catchUp?: () => Promise<void>
+  /** When each partner last made a request here (ms); given when other brokers read it (shared presence). */
+  activity?: Map<string, number>
+  /** When the partner last made a request through another broker sharing the log (ms). */
+  activeElsewhere?: (partnerId: string) => number | undefined
 }
 
 /** An error thrown from a route that `onError` turns into `{error}` with this status. */
@@ -36,8 +40,7 @@ export class HttpError extends Error {
   }
 }
 
-export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps) {
-  const activity = new Map<string, number>()
+export function createAccess({ store, config, adminToken, hub, now, activity = new Map(), activeElsewhere }: BrokerDeps) {
   const open = config.auth === 'open'
 
   const adminHash = hashToken(adminToken)
@@ -116,7 +119,7 @@ export function createAccess({ store, config, adminToken, hub, now }: BrokerDeps
      */
     partnerJson(row: PartnerRow, viewer?: Actor): PartnerView {
       const listening = hub.isListening(row.id)
-      const lastActive = Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0)
+      const lastActive = Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)
       const fresh = now().getTime() - lastActive <= config.presenceTimeoutMs
       return {
         id: row.id,

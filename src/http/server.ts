@@ -31,6 +31,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
   if (!shared && config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true })
   let hub: Hub | undefined
   let presence: SharedListeners | undefined
+  const activity = new Map<string, number>()
   const storeOptions = {
     now,
     rules: { maxMessageBytes: config.maxMessageBytes, maxHops: config.maxHops, maxGroupsPerPartner: config.maxGroupsPerPartner },
@@ -46,6 +47,8 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
       sql: pgStore.sql,
       brokerId: `broker_${process.pid}_${randomSuffix()}`,
       listeningHere: () => hub?.listeningHere() ?? [],
+      activeHere: () => activity,
+      activeWithinMs: config.presenceTimeoutMs,
     })
   } else {
     const unlock = config.dbPath === ':memory:' ? () => {} : lockLogFile(config.dbPath)
@@ -80,6 +83,8 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     startedAt: now().getTime(),
     shutdown: shutdown.signal,
     catchUp: shared ? (store as PgStore).log.catchUp : undefined,
+    activity,
+    activeElsewhere: presence && ((id) => presence!.activeElsewhere(id)),
   })
   app.listen({
     hostname: config.host,

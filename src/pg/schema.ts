@@ -84,6 +84,8 @@ export const SHARED_MIGRATIONS: string[] = [
      seen_at timestamptz NOT NULL,
      listening text[] NOT NULL
    );`,
+  // When each partner last made a request through the broker (ms since the epoch), for presence.
+  `ALTER TABLE duo_brokers ADD COLUMN active jsonb NOT NULL DEFAULT '{}'::jsonb;`,
 ]
 
 /**

@@ -133,6 +133,31 @@ describe('a dropped LISTEN connection', () => {
   })
 })
 
+describe('two brokers with a short presence timeout', () => {
+  let pair: TestBroker[] = []
+  let pairDb: TestDatabase
+  beforeAll(async () => {
+    pairDb = await freshDatabase('duo_presence')
+    pair = await Promise.all([0, 1].map(() => startTestBroker({ dbPath: pairDb.url, presenceTimeoutMs: 1500, pgPollMs: 600_000 })))
+  })
+  afterAll(async () => {
+    for (const broker of pair) await broker.close()
+    await pairDb.drop()
+  })
+
+  test('a partner active through one broker shows online, with that time as last_seen, through the other', async () => {
+    const [a, b] = pair as [TestBroker, TestBroker]
+    await a.register('dave')
+    const status = async (broker: TestBroker) =>
+      (await broker.get('/partners')).body.partners.find((p: { id: string }) => p.id === 'dave') as { status: string; last_seen: string }
+    expect(await eventually(async () => (await status(b)).status === 'offline', 10_000)).toBe(true)
+    const active = Date.now()
+    expect((await a.get('/listen/dave?after=0&wait=0')).status).toBe(200)
+    expect(await eventually(async () => (await status(b)).status === 'online', 10_000)).toBe(true)
+    expect(Date.parse((await status(b)).last_seen)).toBeGreaterThanOrEqual(active - 5)
+  })
+})
+
 describe('three brokers in token mode', () => {
   let tokenBrokers: TestBroker[] = []
   let tokenDb: TestDatabase

@@ -74,7 +74,7 @@ describe('one store on PostgreSQL', () => {
     const versions = await database.sql`SELECT part, version FROM duo_schema ORDER BY part`
     expect([...versions]).toEqual([
       { part: 'log', version: 1 },
-      { part: 'shared', version: 1 },
+      { part: 'shared', version: 2 },
     ])
     await database.sql`INSERT INTO duo_schema VALUES ('future', 3)`
     await expect(migratePg(database.sql, 'future', ['SELECT 1'])).rejects.toThrow(/newer than this program/)
