@@ -25,8 +25,13 @@ function validationMessage(error: { all?: Issue[]; type?: string; message?: stri
 }
 
 /** The documented 503: the shared log could not be read or written; nothing was stored, the client may retry. */
+let lastStorageLog = 0
 function storageUnavailable(error: unknown): Response {
-  console.error(`duo broker: storage failure: ${(error as Error).message}`)
+  // Every request fails the same way during an outage: one line every few seconds says it.
+  if (Date.now() - lastStorageLog > 5000) {
+    lastStorageLog = Date.now()
+    console.error(`duo broker: storage failure: ${(error as Error).message}`)
+  }
   return Response.json(
     { error: 'the event log cannot be reached right now; nothing was stored, retry later', reason: 'storage_unavailable' },
     { status: 503, headers: { 'retry-after': '1' } },
