@@ -8,10 +8,21 @@ import { jsonLine, type Outcome, table } from './report.ts'
 import { delivery, fanout20 } from './scenarios/delivery.ts'
 import { postgres } from './scenarios/postgres.ts'
 import { scale } from './scenarios/scale.ts'
+import { seedFanout20, seedPingPong } from './scenarios/seed-wire.ts'
 import { fanoutSse, idle } from './scenarios/streams.ts'
 import { floor, talk } from './scenarios/talk.ts'
 
-const SCENARIOS: Record<string, Scenario> = { floor, talk, delivery, fanout20, 'fanout-sse': fanoutSse, idle, scale }
+const SCENARIOS: Record<string, Scenario> = {
+  floor,
+  talk,
+  delivery,
+  fanout20,
+  'seed-fanout20': seedFanout20,
+  'seed-pingpong': seedPingPong,
+  'fanout-sse': fanoutSse,
+  idle,
+  scale,
+}
 /** Run by `--postgres` (or `--only postgres`), not by default: it needs a PostgreSQL server. */
 const OPTIONAL: Record<string, Scenario> = { postgres }
 const USAGE = `usage: bun run bench [-- --quick] [--only ${Object.keys(SCENARIOS).join(',')}] [--sync full|normal] [--postgres]`

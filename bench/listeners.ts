@@ -66,3 +66,31 @@ export function longPoll(base: string, partnerId: string, after: number, receipt
   })()
   return state
 }
+
+/**
+ * The original partner's listen loop (`GET /listen/:id?timeout=2`, no cursor, `Content-Type: application/json`),
+ * asking again as soon as it is answered, until `stop` aborts; errors are counted.
+ */
+export function seedListen(base: string, partnerId: string, receipts: Receipts, stop: AbortSignal) {
+  const state = { errors: 0, done: Promise.resolve() }
+  state.done = (async () => {
+    while (!stop.aborted) {
+      try {
+        const reply = await get<{ hasMessages: boolean; messages: Array<{ seq: number }> }>(
+          `${base}/listen/${partnerId}?timeout=2`,
+          { 'content-type': 'application/json' },
+          stop,
+        )
+        if (reply.status !== 200) {
+          state.errors++
+          await Bun.sleep(10)
+          continue
+        }
+        for (const m of reply.body.messages) receipts.take(m.seq)
+      } catch {
+        if (!stop.aborted) state.errors++
+      }
+    }
+  })()
+  return state
+}
