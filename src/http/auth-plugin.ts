@@ -9,9 +9,9 @@ import { refusalBody, statusOfRejection } from './rejections.ts'
 /** Where the partner a request acts as is named: the path's `:id` or a body field (validated before this runs). */
 export type PartnerAt = 'params.id' | 'body.partnerId' | 'body.fromId' | 'body.creatorId'
 
-type Ctx = { headers: Record<string, string | undefined>; params: Record<string, string>; body: unknown }
+type Named = { params: Record<string, string>; body: unknown }
 
-const named = (at: PartnerAt, { params, body }: Pick<Ctx, 'params' | 'body'>): string =>
+const named = (at: PartnerAt, { params, body }: Named): string =>
   at === 'params.id' ? params.id! : (body as Record<string, string>)[at.slice('body.'.length)]!
 
 // The status table lives in rejections.ts; Elysia's `status` is typed by literal codes, hence the cast.
@@ -30,51 +30,53 @@ const refuse = (r: Rejection) => status(statusOfRejection(r) as 400, refusalBody
  *   operator registers a human: `actor`.
  */
 export function authPlugin(access: Access) {
-  const actorOf = (ctx: Pick<Ctx, 'headers'>): Actor => access.actorOf(ctx.headers.authorization)
+  // Every resolve destructures its context: Elysia reads a handler's parameters to decide what to parse, and a
+  // whole `ctx` would make it parse cookies and more on every request.
+  const actorOf = (headers: Record<string, string | undefined>): Actor => access.actorOf(headers.authorization)
   return new Elysia().macro({
     actAs: (at: PartnerAt) => ({
-      resolve(ctx) {
-        const partnerId = named(at, ctx)
-        const actor = actorOf(ctx)
+      resolve({ headers, params, body }) {
+        const partnerId = named(at, { params, body })
+        const actor = actorOf(headers)
         const denied = access.actAs(actor, partnerId)
         if (denied) return refuse(denied)
         /** Null while the request's token still acts as the partner; the refusal once it no longer does. */
-        const stillActing = (): Rejection | null => access.actAs(actorOf(ctx), partnerId)
+        const stillActing = (): Rejection | null => access.actAs(actorOf(headers), partnerId)
         return { actor, partnerId, stillActing }
       },
     }),
     reader: {
-      resolve(ctx) {
-        const actor = actorOf(ctx)
+      resolve({ headers }) {
+        const actor = actorOf(headers)
         const denied = access.canRead(actor)
         return denied ? refuse(denied) : { actor }
       },
     },
     operator: {
-      resolve(ctx) {
-        const actor = actorOf(ctx)
+      resolve({ headers }) {
+        const actor = actorOf(headers)
         const denied = access.operatorOnly(actor)
         return denied ? refuse(denied) : { actor }
       },
     },
     logReader: {
-      resolve(ctx) {
-        const actor = actorOf(ctx)
+      resolve({ headers }) {
+        const actor = actorOf(headers)
         const denied = access.canReadLog(actor)
         return denied ? refuse(denied) : { actor }
       },
     },
     member: (at: 'params.id') => ({
-      resolve(ctx) {
-        const actor = actorOf(ctx)
-        const denied = access.canReadConversation(actor, named(at, ctx))
+      resolve({ headers, params }) {
+        const actor = actorOf(headers)
+        const denied = access.canReadConversation(actor, named(at, { params, body: undefined }))
         return denied ? refuse(denied) : { actor }
       },
     }),
     registering: {
-      resolve(ctx) {
-        const actor = actorOf(ctx)
-        const { partnerId, kind } = ctx.body as { partnerId: string; kind?: PartnerKind }
+      resolve({ headers, body }) {
+        const actor = actorOf(headers)
+        const { partnerId, kind } = body as { partnerId: string; kind?: PartnerKind }
         const denied = access.mayRegister(actor, partnerId, kind)
         return denied ? refuse(denied) : { actor }
       },

@@ -3,7 +3,7 @@ import type { Result } from '../../events/decide.ts'
 import type { Message } from '../../projections/messages.ts'
 import type { Store } from '../../store.ts'
 import type { Hub } from '../hub.ts'
-import { type Listener, PAGE, refused } from './common.ts'
+import { type Listener, messagesOf, PAGE, refused } from './common.ts'
 
 export const DEFAULT_TIMEOUT_MIN = 30
 
@@ -54,8 +54,8 @@ export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
   const { commands, views } = store
   const delivered = new Map<string, Set<Reservation>>()
 
-  function unread(partnerId: string, conversationId: string | undefined): Message[] {
-    const messages = views.messages.unread(partnerId, PAGE, conversationId)
+  /** `messages` without those an earlier answer to the partner delivered (read positions not yet committed). */
+  function undelivered(partnerId: string, messages: Message[]): Message[] {
     const held = delivered.get(partnerId)
     if (!held || messages.length === 0) return messages
     return messages.filter((m) => {
@@ -63,6 +63,9 @@ export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
       return true
     })
   }
+
+  const unread = (partnerId: string, conversationId: string | undefined): Message[] =>
+    undelivered(partnerId, views.messages.unread(partnerId, PAGE, conversationId))
 
   /** Marks `messages` delivered to the partner until the returned release is called. */
   function markDelivered(partnerId: string, messages: Message[]): () => void {
@@ -99,9 +102,14 @@ export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
           // The token may have been reissued while this waited (the hub wakes it then): the old one gets nothing.
           const revoked = listener.stillActing()
           if (revoked) return refused(revoked)
-          messages = unread(partnerId, conversationId)
           // Timed out, aborted, or woken with nothing (the partner went offline): answer with what there is.
-          if (wake === null || wake.events.length === 0) break
+          if (wake === null || wake.events.length === 0) {
+            messages = unread(partnerId, conversationId)
+            break
+          }
+          // Nothing was unread but delivered messages when this parked, so what woke it is all there is: the
+          // hub hands each waiter exactly the committed messages it can see, and no read is needed.
+          messages = undelivered(partnerId, messagesOf(wake.events))
         }
       } finally {
         release()
