@@ -18,6 +18,8 @@ export type RunningBroker = {
   adminTokenFile: string | null
   /** The operator token is kept in the shared PostgreSQL database (DUO_DB=postgres://…, no DUO_ADMIN_TOKEN). */
   adminTokenInDatabase: boolean
+  /** Long-polls and streams parked right now, waiting for a commit (tests wait on it instead of sleeping). */
+  parked(): number
   /** Answers waiting listeners, stops listening, closes the database. */
   stop(): Promise<void>
 }
@@ -104,6 +106,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     adminToken: admin.token,
     adminTokenFile: admin.file,
     adminTokenInDatabase: shared && !config.adminToken,
+    parked: () => hub.waiterCount(),
     async stop() {
       // Parked long-polls answer and streams end now, so stopping never waits out a client's `wait`.
       shutdown.abort()

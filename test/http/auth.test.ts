@@ -185,7 +185,7 @@ describe('a partner sees only the conversations it takes part in', () => {
     expect(stream.response.status).toBe(200)
     const carolPoll = broker.call('GET', `/listen/carol?after=${start}&wait=1`, { token: carol })
     const bobPoll = broker.call('GET', `/listen/bob?after=${start}&wait=10`, { token: bob })
-    await Bun.sleep(50)
+    await broker.untilParked(3)
     await broker.call('POST', '/talk', { token: alice, body: { fromId: 'alice', conversationId: group, content: 'group secret 2' } })
     await broker.call('POST', '/talk', { token: alice, body: { fromId: 'alice', to: 'bob', content: 'direct secret 2' } })
 
@@ -278,7 +278,7 @@ describe('the operator token', () => {
     expect(stream.response.status).toBe(200)
     const poll = broker.call('GET', `/listen/bob?after=${last}&wait=20`, { token: bob })
     const legacy = broker.call('GET', '/listen/bob?timeout=1', { token: bob })
-    await Bun.sleep(50)
+    await broker.untilParked(3)
     const started = Date.now()
     const reissued = await broker.call('POST', '/partners/bob/token', { token: broker.adminToken })
     expect(reissued.status).toBe(200)

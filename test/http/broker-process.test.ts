@@ -1,5 +1,6 @@
 // The real `bun src/broker.ts` process: its start-up line, bad configuration, SIGTERM, and memory under a slow reader.
 import { afterAll, describe, expect, test } from 'bun:test'
+import { slowDescribe } from '../slow.ts'
 import { readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -112,7 +113,7 @@ describe('bun src/broker.ts', () => {
   })
 })
 
-describe('a slow SSE consumer', () => {
+slowDescribe('a slow SSE consumer', () => {
   const vmRssMb = (pid: number): number => {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024

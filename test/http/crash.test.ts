@@ -1,5 +1,6 @@
 // SIGKILL under concurrent talk: every acknowledged message survives, in the log and in the history, and audit passes.
 import { afterAll, expect, test } from 'bun:test'
+import { slowTest } from '../slow.ts'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -73,7 +74,7 @@ async function talkUntilKilled(url: string, proc: Bun.Subprocess, round: number,
   return acked
 }
 
-test('every acknowledged message survives SIGKILL mid-load: in /events, in the history, and audit passes', async () => {
+slowTest('every acknowledged message survives SIGKILL mid-load: in /events, in the history, and audit passes', async () => {
   const db = join(dir, 'duo.db')
   let broker = await startBroker(db)
   for (let s = 0; s < SENDERS; s++) {

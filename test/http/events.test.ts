@@ -1,6 +1,6 @@
 // The event-cursor API over HTTP: /events paging and filters, and the /events/stream SSE of the whole log.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { LOAD, type TestBroker, eventually, readSse, sleep, startTestBroker } from './helpers.ts'
+import { LOAD, type TestBroker, eventually, readSse, startTestBroker } from './helpers.ts'
 
 type Envelope = { seq: number; type: string; at: string; data: Record<string, unknown>; hash: string }
 
@@ -174,11 +174,15 @@ describe('GET /events/stream', () => {
     })()
     // Readers join at different moments while the writer keeps appending.
     const readers = []
+    const grown = async (by: number) => {
+      const from = await broker.lastSeq()
+      expect(await eventually(async () => (await broker.lastSeq()) >= from + by, 10_000, 5)).toBe(true)
+    }
     for (let i = 0; i < 4; i++) {
-      await sleep(60)
+      await grown(6)
       readers.push(readSse(await open('?after=0').response))
     }
-    await sleep(150)
+    await grown(20)
     writing = false
     await writer
     const last = await broker.lastSeq()

@@ -26,6 +26,8 @@ export type TestBroker = RunningBroker & {
   talk(fromId: string, target: { to?: string; conversationId?: string }, content: string): Promise<TalkReply>
   /** The current last seq of the log (from /health). */
   lastSeq(): Promise<number>
+  /** Resolves once at least `n` listeners are parked waiting for a commit; throws after 5 s saying how many are. */
+  untilParked(n: number): Promise<void>
   /** Stops the broker and removes its temporary directory. */
   close(): Promise<void>
 }
@@ -95,6 +97,10 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Pr
     },
     async lastSeq() {
       return (await call('GET', '/health')).body.last_seq
+    },
+    async untilParked(n) {
+      if (!(await eventually(() => broker.parked() >= n, 5000, 2)))
+        throw new Error(`expected ${n} parked listeners within 5 s, ${broker.parked()} are`)
     },
     async close() {
       await broker.stop()

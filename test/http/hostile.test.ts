@@ -1,5 +1,6 @@
 // Hostile input against a real token-mode broker: limits, malformed bodies, path and header tricks — each a JSON 4xx that changes nothing.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { slowTest } from '../slow.ts'
 import { readdirSync } from 'node:fs'
 import { connect } from 'node:net'
 import { configFromEnv } from '../../src/http/config.ts'
@@ -342,7 +343,7 @@ describe('hostile input', () => {
     })
   })
 
-  test('a refused oversized body closes its connection, and a client stuck mid-request cannot hold a stop open', async () => {
+  slowTest('a refused oversized body closes its connection, and a client stuck mid-request cannot hold a stop open', async () => {
     const other = await startSecureBroker()
     const refused = await rawRequest(
       other.port,

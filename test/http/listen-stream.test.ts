@@ -1,6 +1,6 @@
 // GET /listen/:id/stream: a partner's messages as Server-Sent Events, replayed from a cursor and then live.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { LOAD, type Message, type TestBroker, eventually, readSse, sleep, startTestBroker } from './helpers.ts'
+import { LOAD, type Message, type TestBroker, eventually, readSse, startTestBroker } from './helpers.ts'
 
 describe('GET /listen/:id/stream', () => {
   let broker: TestBroker
@@ -112,11 +112,15 @@ describe('GET /listen/:id/stream', () => {
       }
     })()
     const readers = []
+    const grown = async (by: number) => {
+      const from = await broker.lastSeq()
+      expect(await eventually(async () => (await broker.lastSeq()) >= from + by, 10_000, 5)).toBe(true)
+    }
     for (let i = 0; i < 4; i++) {
-      await sleep(50)
+      await grown(6)
       readers.push(await stream('carol', `?after=${start}`))
     }
-    await sleep(150)
+    await grown(20)
     writing = false
     await writer
     sent.sort((a, b) => a - b)

@@ -1,5 +1,6 @@
 // Listening over HTTP: cursor long-poll, legacy long-poll, ack, wake-ups, bursts and concurrent listeners.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { slowTest } from '../slow.ts'
 import { LOAD, type Message, type TestBroker, eventually, startTestBroker, stillPending } from './helpers.ts'
 
 type CursorReply = { hasMessages: boolean; messages: Message[]; cursor: number }
@@ -44,7 +45,7 @@ describe('cursor long-poll', () => {
     expect(reply.body.messages.map((m) => m.seq)).toEqual([fromCarol.messageId])
   })
 
-  test('wait=1 with nothing returns after about a second with hasMessages false and a cursor', async () => {
+  slowTest('wait=1 with nothing returns after about a second with hasMessages false and a cursor', async () => {
     const cursor = await broker.lastSeq()
     const started = performance.now()
     const reply = await broker.get<CursorReply>(`/listen/bob?after=${cursor}&wait=1`)
@@ -69,7 +70,8 @@ describe('cursor long-poll', () => {
   test('a waiting long-poll is answered by the next message', async () => {
     const cursor = await broker.lastSeq()
     const poll = broker.get<CursorReply>(`/listen/bob?after=${cursor}&wait=10`)
-    expect(await stillPending(poll, 150)).toBe(true)
+    await broker.untilParked(1)
+    expect(await stillPending(poll, 0)).toBe(true)
     const sent = await broker.talk('alice', { to: 'bob' }, 'wake')
     const reply = await poll
     expect(reply.body.messages.map((m) => m.content)).toEqual(['wake'])
@@ -167,7 +169,8 @@ describe('wake-ups', () => {
     const first = broker.get<CursorReply>(`/listen/bob?after=${cursor}&wait=10`)
     const second = broker.get<CursorReply>(`/listen/bob?after=${cursor}&wait=10`)
     const legacy = broker.get<CursorReply>('/listen/bob?timeout=1')
-    expect(await stillPending(Promise.race([first, second, legacy]), 150)).toBe(true)
+    await broker.untilParked(3)
+    expect(await stillPending(Promise.race([first, second, legacy]), 0)).toBe(true)
     const sent = await broker.talk('alice', { to: 'bob' }, 'for both')
     const replies = await Promise.all([first, second, legacy])
     for (const reply of replies) {
@@ -180,10 +183,13 @@ describe('wake-ups', () => {
     const cursor = await broker.lastSeq()
     const bobs = broker.get<CursorReply>(`/listen/bob?after=${cursor}&wait=10`)
     const carols = broker.get<CursorReply>(`/listen/carol?after=${cursor}&wait=10`)
-    expect(await stillPending(Promise.race([bobs, carols]), 150)).toBe(true)
+    await broker.untilParked(2)
+    expect(await stillPending(Promise.race([bobs, carols]), 0)).toBe(true)
     await broker.talk('alice', { to: 'bob' }, 'only bob')
+    // A commit wakes its listeners before the talk is answered: whoever is still parked now was not woken.
+    expect(broker.parked()).toBe(1)
     expect((await bobs).body.messages.map((m) => m.content)).toEqual(['only bob'])
-    expect(await stillPending(carols, 300)).toBe(true)
+    expect(await stillPending(carols, 0)).toBe(true)
     await broker.talk('bob', { to: 'carol' }, 'now carol')
     const reply = await carols
     expect(reply.body.messages.map((m) => m.content)).toEqual(['now carol'])
@@ -195,10 +201,12 @@ describe('wake-ups', () => {
     const filtered = broker.get<CursorReply>(`/listen/bob?after=${cursor}&wait=10&conversationId=direct_alice_bob`)
     const legacyFiltered = broker.get<CursorReply>('/listen/bob?timeout=1&conversationId=direct_alice_bob')
     const unfiltered = broker.get<CursorReply>(`/listen/bob?after=${cursor}&wait=10`)
-    expect(await stillPending(Promise.race([filtered, legacyFiltered, unfiltered]), 150)).toBe(true)
+    await broker.untilParked(3)
+    expect(await stillPending(Promise.race([filtered, legacyFiltered, unfiltered]), 0)).toBe(true)
     await broker.talk('carol', { to: 'bob' }, 'other conversation')
+    expect(broker.parked()).toBe(2)
     expect((await unfiltered).body.messages.map((m) => m.content)).toEqual(['other conversation'])
-    expect(await stillPending(Promise.race([filtered, legacyFiltered]), 300)).toBe(true)
+    expect(await stillPending(Promise.race([filtered, legacyFiltered]), 0)).toBe(true)
     await broker.talk('alice', { to: 'bob' }, 'this conversation')
     expect((await filtered).body.messages.map((m) => m.content)).toEqual(['this conversation'])
     expect((await legacyFiltered).body.messages.map((m) => m.content)).toEqual(['this conversation'])
@@ -214,11 +222,13 @@ describe('wake-ups', () => {
     const cursor = await broker.lastSeq()
     const polls = ['bob', 'carol'].map((id) => broker.get<CursorReply>(`/listen/${id}?after=${cursor}&wait=10`))
     const alices = broker.get<CursorReply>(`/listen/alice?after=${cursor}&wait=10`)
-    expect(await stillPending(Promise.race([...polls, alices]), 150)).toBe(true)
+    await broker.untilParked(3)
+    expect(await stillPending(Promise.race([...polls, alices]), 0)).toBe(true)
     const sent = await broker.talk('alice', { conversationId: group }, 'all hands')
     expect(sent.notified).toBe(2)
+    expect(broker.parked()).toBe(1) // its own message does not wake the sender
     for (const poll of polls) expect((await poll).body.messages.map((m) => m.seq)).toEqual([sent.messageId])
-    expect(await stillPending(alices, 300)).toBe(true) // its own message does not wake the sender
+    expect(await stillPending(alices, 0)).toBe(true)
     await broker.talk('bob', { conversationId: group }, 'ack')
     expect((await alices).body.messages.map((m) => m.content)).toEqual(['ack'])
   })
@@ -285,7 +295,7 @@ describe('legacy long-poll (no cursor)', () => {
     expect(await eventually(async () => (await broker.get('/listen/bob?timeout=0')).body.hasMessages === false)).toBe(true)
   })
 
-  test('timeout is in minutes: a short one returns empty after it passes', async () => {
+  slowTest('timeout is in minutes: a short one returns empty after it passes', async () => {
     const started = performance.now()
     const reply = await broker.get('/listen/bob?timeout=0.02') // 1.2 s
     expect(reply.body).toEqual({ hasMessages: false, messages: [] })

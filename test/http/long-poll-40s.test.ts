@@ -1,8 +1,9 @@
 // Long waits are answered normally: no idle timeout of the server cuts a long-poll or a quiet stream.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { slowDescribe } from '../slow.ts'
 import { type TestBroker, readSse, startTestBroker } from './helpers.ts'
 
-describe('a broker with its default idle settings', () => {
+slowDescribe('a broker with its default idle settings', () => {
   let broker: TestBroker
   beforeAll(async () => {
     broker = await startTestBroker() // keep-alive every 15 s, as configured by default

@@ -1,6 +1,6 @@
 // Partners over HTTP: register, unregister, list, status, notifications, health, and presence.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { type TestBroker, eventually, sleep, startTestBroker, stillPending } from './helpers.ts'
+import { type TestBroker, eventually, startTestBroker, stillPending } from './helpers.ts'
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
@@ -129,7 +129,8 @@ describe('partners on an open broker', () => {
     const waiting = broker.get(`/listen/carol?after=${cursor}&wait=10`)
     const legacy = broker.get('/listen/carol?timeout=1')
     expect(await eventually(async () => (await broker.get('/health')).body.listening === 1)).toBe(true)
-    expect(await stillPending(waiting, 100)).toBe(true)
+    await broker.untilParked(2)
+    expect(await stillPending(waiting, 0)).toBe(true)
 
     expect((await broker.post('/unregister', { partnerId: 'carol' })).body).toEqual({ success: true })
     const [cursorReply, legacyReply] = await Promise.all([waiting, legacy])
@@ -175,7 +176,8 @@ describe('presence with a short presence timeout', () => {
     expect((await statusOf('quiet')).status).toBe('online')
     const poll = broker.get(`/listen/waiting?after=${await broker.lastSeq()}&wait=3`)
     expect(await eventually(async () => (await statusOf('waiting')).isListening)).toBe(true)
-    await sleep(450)
+    // The presence timeout (300 ms) passing is the event; the listener's presence must survive it.
+    expect(await eventually(async () => (await statusOf('quiet')).status === 'offline', 5000)).toBe(true)
     expect(await statusOf('quiet')).toEqual(expect.objectContaining({ status: 'offline', isListening: false }))
     expect(await statusOf('waiting')).toEqual(expect.objectContaining({ status: 'online', isListening: true }))
     expect((await broker.get('/health')).body.listening).toBe(1)

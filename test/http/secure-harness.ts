@@ -30,6 +30,7 @@ export type SecureBroker = RunningBroker & {
   /** Registers a new partner and returns its token. */
   register(partnerId: string): Promise<string>
   lastSeq(): Promise<number>
+  untilParked(n: number): Promise<void>
   close(): Promise<void>
 }
 

@@ -113,7 +113,8 @@ describe('the original mcp-claude-duo partner against an open broker', () => {
     expect(
       await eventually(async () => (await a.listPartners()).partners.find((p: { id: string }) => p.id === 'project_b').isListening),
     ).toBe(true)
-    expect(await stillPending(waiting, 100)).toBe(true)
+    await broker.untilParked(1)
+    expect(await stillPending(waiting, 0)).toBe(true)
     const sent = await a.talk({ to: 'project_b', message: 'Sure, what do you need?' })
     expect(sent.notified).toBe(1)
     const response = await waiting

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readdirSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
-import { type Message, type TestBroker, eventually, sleep, startTestBroker, stillPending, tempDir } from './helpers.ts'
+import { type Message, type TestBroker, eventually, startTestBroker, stillPending, tempDir } from './helpers.ts'
 
 describe('defects of the original, in open mode', () => {
   let broker: TestBroker
@@ -30,7 +30,8 @@ describe('defects of the original, in open mode', () => {
   test('(2) a second listener does not kick out the first: both are answered with the message', async () => {
     const first = broker.get('/listen/bob?timeout=1')
     const second = broker.get('/listen/bob?timeout=1')
-    expect(await stillPending(Promise.race([first, second]), 150)).toBe(true)
+    await broker.untilParked(2)
+    expect(await stillPending(Promise.race([first, second]), 0)).toBe(true)
     await broker.talk('alice', { to: 'bob' }, 'for every listener')
     const replies = await Promise.all([first, second])
     for (const reply of replies) {
@@ -50,8 +51,8 @@ describe('defects of the original, in open mode', () => {
     expect(await poll).toBeInstanceOf(Error)
     expect(await eventually(async () => !(await listening()))).toBe(true)
 
+    // Nobody listened when it was committed (the wait above ended), so nothing can record it as read.
     await broker.talk('alice', { to: 'carol' }, 'after the client left')
-    await sleep(100)
     expect(await unreadOf('carol', 'direct_alice_carol')).toBe(1)
     const again = (await broker.get('/listen/carol?timeout=0')).body
     expect(again.messages.map((m: Message) => m.content)).toEqual(['after the client left'])
@@ -69,7 +70,8 @@ describe('defects of the original, in open mode', () => {
     socket.destroy()
     // The message races the broker noticing the hang-up; either way it must stay unread.
     await broker.talk('bob', { to: 'carol' }, 'into the void')
-    await sleep(200)
+    // The broker is done with that listen once it no longer holds carol as listening.
+    expect(await eventually(async () => !(await listening()))).toBe(true)
     expect(await unreadOf('carol', 'direct_bob_carol')).toBe(1)
     const again = (await broker.get('/listen/carol?timeout=0')).body
     expect(again.messages.map((m: Message) => m.content)).toEqual(['into the void'])
@@ -91,8 +93,8 @@ describe('defects of the original, in open mode', () => {
       await broker.talk('ed', { to: 'dora' }, 'live note')
       await poll
       await broker.post('/unregister', { partnerId: 'ed' })
+      // Every write a talk causes is done before it is answered.
       await broker.talk('dora', { to: 'ed' }, 'while ed is offline')
-      await sleep(100)
       for (const { dir } of projects) expect(readdirSync(dir)).toEqual([])
     } finally {
       for (const { dir } of projects) rmSync(dir, { recursive: true, force: true })

@@ -1,5 +1,6 @@
 // End to end: `bun src/partner/index.ts` spawned by the SDK's stdio client, against a spawned broker.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { slowTest } from '../slow.ts'
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -162,7 +163,7 @@ describe('partners over stdio', () => {
     }
   })
 
-  test('starts at once even when the broker never answers (Claude Code allows about 30 s)', async () => {
+  slowTest('starts at once even when the broker never answers (Claude Code allows about 30 s)', async () => {
     // Accepts connections and never replies, like a broker whose packets are dropped: each attempt takes its full timeout.
     const silent = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
     const started = Date.now()
@@ -176,7 +177,7 @@ describe('partners over stdio', () => {
     }
   })
 
-  test('with the broker down, tools say how to start it; once it is back, everything works again', async () => {
+  slowTest('with the broker down, tools say how to start it; once it is back, everything works again', async () => {
     const one = await spawnPartner('one-project', { PARTNER_ID: 'one' })
     const two = await spawnPartner('two-project', { PARTNER_ID: 'two' })
     try {

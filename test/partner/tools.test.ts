@@ -1,5 +1,6 @@
 // The partner's tools over an in-memory MCP transport, against a real broker on loopback.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { slowDescribe, slowTest } from '../slow.ts'
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -55,7 +56,7 @@ describe('registration', () => {
     expect(listed.partners.some((p) => p.id === id)).toBe(true)
   })
 
-  test('serves the client before registering, and the tools wait for the registration', async () => {
+  slowTest('serves the client before registering, and the tools wait for the registration', async () => {
     let registrations = 0
     // A broker that takes its time to answer the registration.
     const slow: typeof fetch = Object.assign(
@@ -170,7 +171,8 @@ describe('listen', () => {
       timeout: 15_000,
       onprogress: (p) => progress.push(p.progress),
     })
-    await Bun.sleep(1300)
+    // It is waiting once it reports progress; the message then ends the wait at once.
+    await waitFor('a progress notification from the waiting listen', () => progress.length > 0)
     await call(b.client, 'talk', { message: 'wake up', to: a.running.partner.id })
     const result = await pending
     expect(Date.now() - started).toBeLessThan(2500)
@@ -178,7 +180,7 @@ describe('listen', () => {
     expect(progress.length).toBeGreaterThan(0)
   })
 
-  test('waits at most DUO_LISTEN_MAX_S whatever the timeout asks, and says to call again', async () => {
+  slowTest('waits at most DUO_LISTEN_MAX_S whatever the timeout asks, and says to call again', async () => {
     const a = await partner(unique('patient'), { listenMaxS: 1 })
     const started = Date.now()
     const result = await call(a.client, 'listen', { timeout: 30 })
@@ -202,7 +204,7 @@ describe('listen', () => {
     expect(third.structuredContent).toMatchObject({ messages: [] })
   })
 
-  test('an answer that could not be written releases listen and commits nothing', async () => {
+  slowTest('an answer that could not be written releases listen and commits nothing', async () => {
     const b = await partner(unique('writer'))
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
     // The first listen answer fails to go out, as a broken stdout pipe would.
@@ -492,7 +494,7 @@ describe('talk retried by the model', () => {
   })
 })
 
-describe('broker unreachable', () => {
+slowDescribe('broker unreachable', () => {
   test('every tool answers with an error result that says how to start the broker', async () => {
     const dead = 'http://127.0.0.1:9' // discard port: nothing listens there
     const a = await connectPartner(partnerConfig(tempProject(unique('alone')), dead))
