@@ -39,7 +39,7 @@ export const delivery: Scenario = async (ctx) => {
     const s = stats(latencies)
     out.figures.push(
       { metric: 'send → receipt p50', value: s.p50, unit: 'ms', target: { op: '<=', value: 1 } },
-      { metric: 'send → receipt p99', value: s.p99, unit: 'ms', target: { op: '<=', value: 3 } },
+      { metric: 'send → receipt p99', value: s.p99, unit: 'ms', target: { op: '<=', value: 2 } },
       { metric: 'send → receipt max', value: s.max, unit: 'ms' },
     )
     out.notes.push(`${rounds} rounds: wait until the long-poll is parked (/health), send, time until the listener has it`)
@@ -92,7 +92,7 @@ export const fanout20: Scenario = async (ctx) => {
     const one = stats(each)
     out.figures.push(
       { metric: 'all 20 received p50', value: all.p50, unit: 'ms' },
-      { metric: 'all 20 received p99', value: all.p99, unit: 'ms', target: { op: '<=', value: 5 } },
+      { metric: 'all 20 received p99', value: all.p99, unit: 'ms', target: { op: '<=', value: 4 } },
       { metric: 'each listener p50', value: one.p50, unit: 'ms' },
     )
     out.notes.push(`a group of 21 (one speaker, 20 cursor long-polls); ${rounds} rounds of one talk, timed until all 20 have it`)

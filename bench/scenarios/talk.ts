@@ -157,11 +157,11 @@ export const talk: Scenario = async (ctx) => {
         value: rps(conc),
         unit: 'msg/s',
         ratio: floor && rps(conc) / floor.concurrentRps,
-        target: floor && { op: '>=', value: floor.concurrentRps * 0.5 },
+        target: floor && { op: '>=', value: floor.concurrentRps * 0.6 },
       },
       { metric: `concurrent ${SENDERS} p50`, value: c.p50, unit: 'ms' },
       { metric: `concurrent ${SENDERS} p99`, value: c.p99, unit: 'ms' },
-      { metric: 'broker CPU per message', value: (cpu / conc.ok) * 1e6, unit: 'µs' },
+      { metric: 'broker CPU per message', value: (cpu / conc.ok) * 1e6, unit: 'µs', target: { op: '<=', value: 45 } },
       { metric: `concurrent ${SENDERS} errors`, value: conc.errors, unit: 'count', target: { op: '<=', value: 0 } },
     )
     out.lost = checked.lost
