@@ -97,6 +97,24 @@ describe('three brokers in open mode', () => {
     expect(history.body.events[0].seq).toBe(sent.seq)
   })
 
+  test('a read position recorded through one broker holds on the others: unread counts and acks agree', async () => {
+    const [a, b, c] = brokers as [TestBroker, TestBroker, TestBroker]
+    await a.register('erin', 'frank')
+    const first = await a.talk('erin', { to: 'frank' }, 'one')
+    await b.talk('erin', { to: 'frank' }, 'two')
+    const unread = async (broker: TestBroker) =>
+      (await broker.get('/conversations/frank')).body.conversations.find((x: { id: string }) => x.id === first.conversationId)
+        ?.unread_count
+    expect(await unread(c)).toBe(2)
+    const acked = await a.post('/listen/frank/ack', { cursor: first.seq })
+    expect(acked.status).toBe(200)
+    expect(await unread(b)).toBe(1)
+    expect(await unread(c)).toBe(1)
+    // The same ack again through another broker records nothing new.
+    const again = await c.post('/listen/frank/ack', { cursor: first.seq })
+    expect(again.body.acknowledged).toEqual([])
+  })
+
   test('presence counts a listener on every broker', async () => {
     const [a, b, c] = brokers as [TestBroker, TestBroker, TestBroker]
     const controller = new AbortController()
