@@ -18,6 +18,8 @@ export type BrokerConfig = {
   presenceTimeoutMs: number
   /** Keep-alive comment interval for SSE streams. */
   keepAliveMs: number
+  /** PostgreSQL: a file for this broker's replica of the shared log (DUO_REPLICA); unset: in memory. */
+  replicaPath?: string
   /** PostgreSQL: how often a broker polls the shared log besides LISTEN (a lost notification delays at most this). */
   pgPollMs: number
   /** Loop guard: agent messages in a row that pause a conversation (0: off). */

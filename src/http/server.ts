@@ -42,7 +42,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
   let store: Store
   let admin: { token: string; file: string | null }
   if (shared) {
-    const pgStore = await openPgStore({ url: config.dbPath, pollMs: config.pgPollMs, ...storeOptions })
+    const pgStore = await openPgStore({ url: config.dbPath, pollMs: config.pgPollMs, replicaPath: config.replicaPath, ...storeOptions })
     store = pgStore
     admin = { token: await loadSharedAdminToken(pgStore.sql, config.adminToken), file: null }
     presence = shareListeners({

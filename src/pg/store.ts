@@ -1,9 +1,12 @@
-// The store on PostgreSQL: the shared log, this broker's replica (log and views in SQLite memory), the commands.
+// The store on PostgreSQL: the shared log, this broker's replica (log and views in SQLite, memory or a file), the commands.
 import type { SQL } from 'bun'
 import { Database } from 'bun:sqlite'
+import { mkdirSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { createCommands } from '../events/commands.ts'
 import { type Rules, rulesWith } from '../events/decide.ts'
 import { migrateLog, openEventLog } from '../events/log.ts'
+import { configureWriter } from '../events/migrate.ts'
 import { newToken } from '../http/auth.ts'
 import { decisionView, openViews } from '../projections/index.ts'
 import { openPgEventLog } from './log.ts'
@@ -19,6 +22,11 @@ export type PgStoreOptions = {
   listening?: (partnerId: string) => boolean
   /** Poll interval besides LISTEN (default `POLL_MS`). */
   pollMs?: number
+  /**
+   * A file for the replica (DUO_REPLICA), kept across restarts: a broker then starts from where its replica
+   * ends instead of replaying the whole log, and holds it on disk rather than in memory. Default: memory.
+   */
+  replicaPath?: string
 }
 
 /**
@@ -34,11 +42,8 @@ export async function openPgStore(options: PgStoreOptions) {
     await sql.close()
     throw error
   }
-  // The replica is rebuilt from the log at every start: it is a cache, so it needs no durability of its own.
-  const db = new Database(':memory:', { strict: true })
-  migrateLog(db)
-  const views = openViews(db)
-  const local = openEventLog(db, { now: options.now, projectors: [views.project] })
+  const replica = await openReplica(sql, options.replicaPath, options.now)
+  const { db, views, local } = replica
   const log = openPgEventLog({ sql, local, db, projectors: [views.project], now: options.now })
 
   let failing = false
@@ -88,6 +93,36 @@ export async function openPgStore(options: PgStoreOptions) {
   }
 }
 export type PgStore = Awaited<ReturnType<typeof openPgStore>>
+
+function openLocal(path: string, now?: () => Date) {
+  const db = new Database(path, { create: true, strict: true })
+  // A cache of the shared log: it needs no durability of its own, a replica that lost its last commits
+  // in a crash just catches up again.
+  if (path !== ':memory:') configureWriter(db, 'normal')
+  migrateLog(db)
+  const views = openViews(db)
+  const local = openEventLog(db, { now, projectors: [views.project] })
+  return { db, views, local }
+}
+
+/**
+ * The broker's replica: in memory (rebuilt from the log at every start), or in the file `path`. A file is
+ * used only if its last event is the shared log's event at that seq, hash for hash; otherwise (another
+ * database, a log restored from a backup) it is replaced by a new one.
+ */
+async function openReplica(sql: SQL, path: string | undefined, now?: () => Date) {
+  if (!path) return openLocal(':memory:', now)
+  mkdirSync(dirname(path), { recursive: true })
+  const replica = openLocal(path, now)
+  const head = replica.local.lastSeq()
+  if (head === 0) return replica
+  const [row] = await sql`SELECT hash FROM events WHERE seq = ${head}`
+  if (row?.hash === replica.local.lastHash()) return replica
+  replica.db.close()
+  for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true })
+  console.error(`duo broker: the replica ${path} is not a copy of this shared log; building a new one`)
+  return openLocal(path, now)
+}
 
 /** The operator token: DUO_ADMIN_TOKEN, else the one kept in the shared database (the first broker creates it). */
 export async function loadSharedAdminToken(sql: SQL, configured?: string): Promise<string> {
