@@ -1,4 +1,4 @@
-// The one auth step: a route declares what it needs (`{ actAs: 'body.fromId' }`, `{ reader: true }`, `{ operator: true }`, `{ logReader: true }`, `{ member: 'params.id' }`, `{ registering: true }`) and gets its actor, or the refusal is answered before the handler runs.
+// The one auth step: a route declares what it needs (`{ actAs: 'body.fromId' }`, `{ reader: true }`, `{ operator: true }`, `{ logReader: true }`, `{ member: 'params.id' }`, `{ resumer: true }`, `{ registering: true }`) and gets its actor, or the refusal is answered before the handler runs.
 import { Elysia, status } from 'elysia'
 import type { Rejection } from '../events/decide.ts'
 import type { PartnerKind } from '../events/schema.ts'
@@ -26,6 +26,7 @@ const refuse = (r: Rejection) => status(statusOfRejection(r) as 400, refusalBody
  * - `operator` — the operator token, in every mode: `actor`;
  * - `logReader` — the operator (anyone in open mode), for the whole log: `actor`;
  * - `member: 'params.id'` — a member of that conversation or the operator (anyone in open mode): `actor`;
+ * - `resumer` — the operator, or the human partner `body.partnerId` names: `actor`, `resumedBy`;
  * - `registering` — `/register`: an id that holds a token re-registers only with it, and only the
  *   operator registers a human: `actor`.
  */
@@ -73,6 +74,15 @@ export function authPlugin(access: Access) {
         return denied ? refuse(denied) : { actor }
       },
     }),
+    /** `/conversations/:id/resume`: the operator, or a human partner named by `body.partnerId` (its token, or the operator's). */
+    resumer: {
+      resolve(ctx) {
+        const actor = actorOf(ctx)
+        const partnerId = (ctx.body as { partnerId?: string } | undefined)?.partnerId
+        const denied = partnerId === undefined ? access.operatorOnly(actor) : access.actAs(actor, partnerId)
+        return denied ? refuse(denied) : { actor, resumedBy: partnerId }
+      },
+    },
     registering: {
       resolve({ headers, body }) {
         const actor = actorOf(headers)

@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { dirname, resolve } from 'node:path'
 import { timingSafeEqual } from 'node:crypto'
 
-export type Actor = { kind: 'none' } | { kind: 'invalid' } | { kind: 'partner'; id: string } | { kind: 'operator' }
+/** `invalid` with `retired`: the token was that partner's before the operator retired it. */
+export type Actor = { kind: 'none' } | { kind: 'invalid'; retired?: string } | { kind: 'partner'; id: string } | { kind: 'operator' }
 
 /** A fresh secret: 256 random bits, URL-safe. */
 export const newToken = (prefix = 'duo_'): string =>

@@ -7,6 +7,7 @@ import type { PartnerView } from '../wire/responses.ts'
 import { type Actor, bearer, hashToken, sameDigest } from './auth.ts'
 import type { BrokerConfig } from './config.ts'
 import type { Hub } from './hub.ts'
+import type { RateLimiter } from './rate-limits.ts'
 
 export type BrokerDeps = {
   store: Store
@@ -18,6 +19,8 @@ export type BrokerDeps = {
   startedAt: number
   /** Aborted when the broker stops: every parked wait answers and every stream ends. */
   shutdown: AbortSignal
+  /** Rate limits (in memory; DUO_RATE_LIMITS=off: none). */
+  limits: RateLimiter
   /**
    * Several brokers on one PostgreSQL log: brings this broker's replica up to the shared head. Awaited
    * before each request, so every answer reflects at least what was committed (through any broker) when
@@ -52,7 +55,10 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
     const hash = hashToken(token)
     if (sameDigest(hash, adminHash)) return { kind: 'operator' }
     const id = store.views.partners.byTokenHash(hash)
-    return id === null ? { kind: 'invalid' } : { kind: 'partner', id }
+    if (id !== null) return { kind: 'partner', id }
+    // Only for tokens that name nobody in service: say so plainly when it was a retired partner's.
+    const retired = store.views.partners.retiredByTokenHash(hash)
+    return retired === null ? { kind: 'invalid' } : { kind: 'invalid', retired }
   }
 
   return {
@@ -61,7 +67,7 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
     actAs(actor: Actor, partnerId: string): Rejection | null {
       if (!open) {
         if (actor.kind === 'none') return { reason: 'token_required', partnerId }
-        if (actor.kind === 'invalid') return { reason: 'token_invalid' }
+        if (actor.kind === 'invalid') return actor.retired ? { reason: 'partner_retired', partnerId: actor.retired } : { reason: 'token_invalid' }
         // The operator speaks as any human partner (the console); nobody else acts for another.
         const speaksForHuman = actor.kind === 'operator' && store.views.partners.get(partnerId)?.kind === 'human'
         if (!speaksForHuman && (actor.kind !== 'partner' || actor.id !== partnerId))
@@ -117,6 +123,8 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
      * activity; `project_path` (where on someone's disk a project lives) is shown only to the partner itself
      * and the operator, and is null for everyone else (no viewer given: nobody).
      */
+    /** When the partner was last active: its last event, or a later request this broker saw. */
+    lastActive: (row: PartnerRow): string => new Date(Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0)).toISOString(),
     partnerJson(row: PartnerRow, viewer?: Actor): PartnerView {
       const listening = hub.isListening(row.id)
       const lastActive = Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)

@@ -63,7 +63,7 @@ export function createHub({ members, lastSeq, elsewhere, onListenersChanged }: H
             else deliveries.set(waiter, [event])
           }
         }
-      } else if (event.type === 'PartnerWentOffline' || event.type === 'PartnerTokenReissued') {
+      } else if (event.type === 'PartnerWentOffline' || event.type === 'PartnerTokenReissued' || event.type === 'PartnerRetired') {
         // Unregistering ends the partner's waiting long-polls: they answer with what they have. A new token
         // wakes them too, so a wait opened with the old one re-checks it and ends (see routes/listen.ts).
         for (const waiter of byPartner.get(event.data.partnerId) ?? []) if (!deliveries.has(waiter)) deliveries.set(waiter, [])

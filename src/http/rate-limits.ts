@@ -74,6 +74,10 @@ export function createBuckets(perMinute: number, now: () => number, maxKeys = 10
   }
 }
 
+/** The address a request came from, the key of the per-address limits (behind a proxy: the proxy's). */
+export const sourceAddress = (server: { requestIP(request: Request): { address: string } | null } | null, request: Request): string =>
+  server?.requestIP(request)?.address ?? 'unknown'
+
 /** The broker's limits: `check(limit, key, cost)` answers null or the `rate_limited` refusal with its retry time. */
 export function createRateLimiter(limits: RateLimits, now: () => number = Date.now, maxKeys?: number) {
   const buckets = new Map<keyof RateLimits, ReturnType<typeof createBuckets>>()

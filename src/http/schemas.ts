@@ -36,6 +36,12 @@ export const ConversationParams = z.object({ id: ConversationId })
 
 export const UnregisterBody = z.object({ partnerId: PartnerId })
 export const LeaveBody = z.object({ partnerId: PartnerId })
+export const ResumeBody = z.object({
+  partnerId: PartnerId.optional().describe('The human participant who resumes; absent: the operator (operator token)'),
+})
+export const PartnersQuery = z.object({
+  all: z.enum(['true', 'false', '1', '0'], { error: 'all is true or false' }).optional().describe('Include partners not seen for DUO_STALE_DAYS'),
+})
 export const StatusBody = z.object({ message: StatusMessage.nullish().describe('Status message; empty or null clears it') })
 export const NotificationsBody = z.object({ enabled: z.boolean({ error: '"enabled" must be true or false' }) })
 export const AckBody = z.object({ cursor: Cursor.describe('Acknowledge messages up to this seq'), conversationId: ConversationId.optional() })

@@ -9,6 +9,7 @@ import { openStore, type Store } from '../store.ts'
 import { loadAdminToken } from './auth.ts'
 import type { BrokerConfig } from './config.ts'
 import { buildApp } from './app.ts'
+import { createRateLimiter } from './rate-limits.ts'
 import { createHub, type Hub } from './hub.ts'
 
 export type RunningBroker = {
@@ -84,6 +85,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     newGroupId: () => `group_${now().getTime()}_${randomSuffix()}`,
     startedAt: now().getTime(),
     shutdown: shutdown.signal,
+    limits: createRateLimiter(config.rateLimits),
     catchUp: shared ? (store as PgStore).log.catchUp : undefined,
     activity,
     activeElsewhere: presence && ((id) => presence!.activeElsewhere(id)),

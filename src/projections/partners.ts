@@ -56,6 +56,9 @@ export function createPartners(db: Database) {
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
   // A retired partner's token stops working: it no longer names anyone.
   const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = ? AND retired_at IS NULL')
+  const retiredByToken = db.query<{ id: string }, [string]>(
+    'SELECT id FROM partners WHERE token_hash = ? AND retired_at IS NOT NULL LIMIT 1',
+  )
   // ids are ASCII, so NOCASE (ASCII-only folding) is the whole of "without regard to case".
   const folded = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE id = ?1 COLLATE NOCASE AND id != ?1 LIMIT 1')
   const skeleton = db.query<{ id: string }, [string, string]>(
@@ -113,6 +116,8 @@ export function createPartners(db: Database) {
     },
     /** The partner whose token hashes to `hash`, if any. */
     byTokenHash: (hash: string): string | null => byToken.get(hash)?.id ?? null,
+    /** The retired partner whose token hashes to `hash`, if any (to tell it why its token stopped working). */
+    retiredByTokenHash: (hash: string): string | null => retiredByToken.get(hash)?.id ?? null,
   }
 }
 export type Partners = ReturnType<typeof createPartners>

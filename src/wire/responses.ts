@@ -36,6 +36,9 @@ export const ConversationView = z.object({
   created_by: z.string(),
   created_at: z.string(),
   is_archived: z.boolean(),
+  // Optional: brokers from before the loop guard do not send them.
+  is_paused: z.boolean().optional().describe('Paused by the loop guard: agents wait for a human message or a resume'),
+  hops: z.number().int().optional().describe('Agent messages in a row since the last human message or resume'),
 })
 
 /** One entry of a partner's conversation list: the conversation, its read state and its members. */
@@ -88,6 +91,18 @@ export const LeaveResponse = z.object({ success: z.literal(true), left: z.boolea
 export const HistoryResponse = z.object({ conversation: ConversationView, messages: z.array(MessageView) })
 export const ParticipantsResponse = z.object({ participants: z.array(PartnerView) })
 export const PartnersResponse = z.object({ partners: z.array(PartnerView) })
+export const MembersResponse = z.object({
+  success: z.literal(true),
+  added: z.array(z.string()).describe('Partners who joined (those already members are left out)'),
+  conversation: ConversationView,
+})
+export const RenameResponse = z.object({ success: z.literal(true), conversation: ConversationView })
+export const ResumeResponse = z.object({
+  success: z.literal(true),
+  resumed: z.boolean().describe('Whether the conversation was paused'),
+  conversation: ConversationView,
+})
+export const RetireResponse = z.object({ success: z.literal(true), partnerId: z.string(), retired: z.literal(true) })
 export const TokenResponse = z.object({ success: z.literal(true), partnerId: z.string(), token: z.string() })
 
 export const HealthResponse = z.object({
@@ -107,6 +122,8 @@ export const Refusal = z.object({
   partnerId: z.string().optional(),
   conversationId: z.string().optional(),
   last_seq: z.number().int().optional(),
+  limit: z.union([z.number(), z.string()]).optional(),
+  retry_after_s: z.number().int().optional(),
 })
 
 /** An event as `/events`, `replay` and the SSE streams show it (its `data` is validated when it is appended). */

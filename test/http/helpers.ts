@@ -57,7 +57,7 @@ export function tempDir(prefix = 'duo-http-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
 
-export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
+export async function startTestBroker(overrides: Partial<BrokerConfig> = {}, now?: () => Date): Promise<TestBroker> {
   const dir = tempDir()
   const dbPath = join(dir, 'duo.db')
   const broker = await startBroker({
@@ -68,7 +68,7 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}): Pr
     auth: 'open',
     sync: 'normal',
     ...overrides,
-  })
+  }, now)
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const response = await fetch(broker.url + path, {
       method,

@@ -1,19 +1,23 @@
 // Talking and conversations: talk, create a group, list, leave, history, participants. Auth: `{ actAs: 'body.fromId' }` (or the field naming the acting partner), `{ member: 'params.id' }` to read one conversation.
 import { Elysia } from 'elysia'
-import { CreateGroupInput, TalkInput } from '../../events/schema.ts'
+import { AddMembersInput, CreateGroupInput, RenameInput, TalkInput } from '../../events/schema.ts'
 import type { ConversationRow } from '../../projections/conversations.ts'
 import {
   ConversationsResponse,
   CreateGroupResponse,
   HistoryResponse,
   LeaveResponse,
+  MembersResponse,
   ParticipantsResponse,
+  RenameResponse,
+  ResumeResponse,
   TalkResponse,
 } from '../../wire/responses.ts'
 import { authPlugin } from '../auth-plugin.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
 import { beyondLog, rejected } from '../rejections.ts'
-import { ConversationParams, HistoryQuery, IdempotencyHeader, LeaveBody, PartnerParams } from '../schemas.ts'
+import { sourceAddress } from '../rate-limits.ts'
+import { ConversationParams, HistoryQuery, IdempotencyHeader, LeaveBody, PartnerParams, ResumeBody } from '../schemas.ts'
 
 export const conversationJson = (c: ConversationRow) => ({
   id: c.id,
@@ -22,16 +26,22 @@ export const conversationJson = (c: ConversationRow) => ({
   created_by: c.created_by,
   created_at: c.created_at,
   is_archived: c.is_archived === 1,
+  is_paused: c.is_paused === 1,
+  hops: c.hops,
 })
 
-export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Access) {
+export function conversationRoutes({ store, newGroupId, limits }: BrokerDeps, access: Access) {
   const { commands, views } = store
+  const current = (id: string) => conversationJson(views.conversations.get(id)!)
 
   return new Elysia({ name: 'conversations' })
     .use(authPlugin(access))
     .post(
       '/talk',
-      async ({ body, headers }) => {
+      async ({ body, headers, server, request }) => {
+        const limited =
+          limits.check('talk', body.fromId) ?? limits.check('talkPerAddress', sourceAddress(server, request))
+        if (limited) return rejected(limited)
         const idempotencyKey = headers['idempotency-key'] ?? body.idempotencyKey
         const result = await commands.execute({
           kind: 'talk',
@@ -66,6 +76,8 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
     .post(
       '/conversations',
       async ({ body }) => {
+        const limited = limits.check('groups', body.creatorId)
+        if (limited) return rejected(limited)
         const result = await commands.execute({ kind: 'createGroup', ...body, groupId: newGroupId() })
         if (!result.ok) return rejected(result.rejection)
         return { success: true as const, conversation: conversationJson(views.conversations.get(result.value.decision.conversationId)!) }
@@ -107,6 +119,52 @@ export function conversationRoutes({ store, newGroupId }: BrokerDeps, access: Ac
         body: LeaveBody,
         response: { 200: LeaveResponse },
         detail: { summary: 'Leave a group; the last one out archives it' },
+      },
+    )
+    .post(
+      '/conversations/:id/members',
+      async ({ params, partnerId, body }) => {
+        const limited = limits.check('members', partnerId, body.members.length)
+        if (limited) return rejected(limited)
+        const result = await commands.execute({ kind: 'addMembers', partnerId, conversationId: params.id, members: body.members })
+        if (!result.ok) return rejected(result.rejection)
+        return { success: true as const, added: result.value.decision.added, conversation: current(params.id) }
+      },
+      {
+        actAs: 'body.partnerId',
+        params: ConversationParams,
+        body: AddMembersInput,
+        response: { 200: MembersResponse },
+        detail: { summary: 'A member adds partners to a group (one who left may be added back)' },
+      },
+    )
+    .post(
+      '/conversations/:id/rename',
+      async ({ params, partnerId, body }) => {
+        const result = await commands.execute({ kind: 'rename', partnerId, conversationId: params.id, name: body.name })
+        return result.ok ? { success: true as const, conversation: current(params.id) } : rejected(result.rejection)
+      },
+      {
+        actAs: 'body.partnerId',
+        params: ConversationParams,
+        body: RenameInput,
+        response: { 200: RenameResponse },
+        detail: { summary: 'A member renames a group' },
+      },
+    )
+    .post(
+      '/conversations/:id/resume',
+      async ({ params, resumedBy }) => {
+        const result = await commands.execute({ kind: 'resume', conversationId: params.id, partnerId: resumedBy })
+        if (!result.ok) return rejected(result.rejection)
+        return { success: true as const, resumed: result.value.decision.resumed, conversation: current(params.id) }
+      },
+      {
+        resumer: true,
+        params: ConversationParams,
+        body: ResumeBody,
+        response: { 200: ResumeResponse },
+        detail: { summary: 'Resume a conversation paused by the loop guard: the operator, or a human partner' },
       },
     )
     .get(

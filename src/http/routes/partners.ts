@@ -1,27 +1,38 @@
 // Partners: register, unregister, list, status, notification setting, token reissue. Auth: `{ actAs: 'params.id' }` (or the body field naming the partner), `{ reader: true }`, `{ operator: true }`, `{ registering: true }`.
 import { Elysia } from 'elysia'
 import { RegisterInput } from '../../events/schema.ts'
-import { PartnersResponse, RegisterResponse, Success, TokenResponse } from '../../wire/responses.ts'
+import { PartnersResponse, RegisterResponse, RetireResponse, Success, TokenResponse } from '../../wire/responses.ts'
 import { authPlugin } from '../auth-plugin.ts'
 import { bearer, hashToken, newToken } from '../auth.ts'
+import type { PartnerRow } from '../../projections/partners.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
 import { rejected } from '../rejections.ts'
-import { NotificationsBody, PartnerParams, StatusBody, UnregisterBody } from '../schemas.ts'
+import { sourceAddress } from '../rate-limits.ts'
+import { NotificationsBody, PartnerParams, PartnersQuery, StatusBody, UnregisterBody } from '../schemas.ts'
 
 const hashOf = (authorization: string | undefined): string | null => {
   const token = bearer(authorization)
   return token === null ? null : hashToken(token)
 }
 
-export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
+export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, access: Access) {
   const { commands, views } = store
   const tokens = config.auth === 'token'
+  const staleMs = config.staleDays * 86_400_000
+  /** Not seen for DUO_STALE_DAYS (and not listening now): left out of default listings, still reachable by id. */
+  const stale = (row: PartnerRow) =>
+    staleMs > 0 && !hub.isListening(row.id) && now().getTime() - Date.parse(access.lastActive(row)) > staleMs
 
   return new Elysia({ name: 'partners' })
     .use(authPlugin(access))
     .post(
       '/register',
-      async ({ body, headers }) => {
+      async ({ body, headers, server, request }) => {
+        // New ids only: a partner coming back is not what floods a broker.
+        if (views.partners.get(body.partnerId) === null) {
+          const limited = limits.check('register', sourceAddress(server, request))
+          if (limited) return rejected(limited)
+        }
         const token = tokens ? newToken() : undefined
         const result = await commands.execute({
           kind: 'register',
@@ -58,11 +69,22 @@ export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
         detail: { summary: 'Go offline; ends the partner’s waiting long-polls' },
       },
     )
-    .get('/partners', ({ actor }) => ({ partners: views.partners.all().map((row) => access.partnerJson(row, actor)) }), {
-      reader: true,
-      response: { 200: PartnersResponse },
-      detail: { summary: 'All partners with presence (a partner or operator token in token mode)' },
-    })
+    .get(
+      '/partners',
+      ({ actor, query }) => {
+        const everyone = query.all === 'true' || query.all === '1'
+        const rows = views.partners.all().filter((row) => everyone || !stale(row))
+        return { partners: rows.map((row) => access.partnerJson(row, actor)) }
+      },
+      {
+        reader: true,
+        query: PartnersQuery,
+        response: { 200: PartnersResponse },
+        detail: {
+          summary: 'Partners in service with presence (a partner or operator token in token mode); ?all=true adds those not seen for DUO_STALE_DAYS',
+        },
+      },
+    )
     .post(
       '/partners/:id/status',
       async ({ partnerId, body }) => {
@@ -90,6 +112,19 @@ export function partnerRoutes({ store, config }: BrokerDeps, access: Access) {
         body: NotificationsBody,
         response: { 200: Success },
         detail: { summary: 'Switch unread notifications on or off' },
+      },
+    )
+    .delete(
+      '/partners/:id',
+      async ({ params }) => {
+        const result = await commands.execute({ kind: 'retire', partnerId: params.id })
+        return result.ok ? { success: true as const, partnerId: params.id, retired: true as const } : rejected(result.rejection)
+      },
+      {
+        operator: true,
+        params: PartnerParams,
+        response: { 200: RetireResponse },
+        detail: { summary: 'Operator: retire a partner (gone from listings, its token dead, its messages kept)' },
       },
     )
     .post(
