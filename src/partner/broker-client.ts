@@ -8,6 +8,8 @@ import {
   HistoryResponse,
   LeaveResponse,
   ListenResponse,
+  MembersResponse,
+  RenameResponse,
   PartnersResponse,
   RegisterResponse,
   Success,
@@ -179,6 +181,14 @@ export function createBrokerClient(options: BrokerClientOptions) {
       request(ConversationsResponse, 'GET', `/conversations/${enc(partnerId)}`),
     leave: (conversationId: string, partnerId: string) =>
       request(LeaveResponse, 'POST', `/conversations/${enc(conversationId)}/leave`, { body: { partnerId }, retry: 'idempotent' }),
+    /** Adds partners to a group; adding a current member again is nothing, so a retry is harmless. */
+    addMembers: (conversationId: string, partnerId: string, members: string[]) =>
+      request(MembersResponse, 'POST', `/conversations/${enc(conversationId)}/members`, {
+        body: { partnerId, members },
+        retry: 'idempotent',
+      }),
+    rename: (conversationId: string, partnerId: string, name: string) =>
+      request(RenameResponse, 'POST', `/conversations/${enc(conversationId)}/rename`, { body: { partnerId, name }, retry: 'idempotent' }),
     history: (conversationId: string, limit?: number) =>
       request(HistoryResponse, 'GET', `/conversations/${enc(conversationId)}/messages${limit ? `?limit=${limit}` : ''}`),
     partners: () => request(PartnersResponse, 'GET', '/partners'),

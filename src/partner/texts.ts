@@ -21,6 +21,8 @@ export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: stri
       return `The service at ${ctx.brokerUrl} answered in a way the Duo partner does not understand (${error.message}). Check that BROKER_URL points at a Duo broker.`
     case 'rejected': {
       const said = `The broker refused: ${error.message} (HTTP ${error.status}).`
+      const control = controlText(error, ctx.partnerId)
+      if (control) return control
       switch (error.status) {
         case 401:
           return `${said} This partner's token (kept in .duo/${ctx.partnerId}.json) is missing or not the one the broker issued for "${ctx.partnerId}". If another project already uses this id, set PARTNER_ID to a different id; otherwise ask the broker's operator to reissue the token.`
@@ -42,6 +44,35 @@ export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: stri
           return error.status >= 500 ? `${said} The broker had an internal problem; try again shortly.` : said
       }
     }
+  }
+}
+
+/** The refusals of conversation control, said plainly: what happened and what the model should do now. */
+function controlText(error: Extract<BrokerError, { kind: 'rejected' }>, self: string): string | null {
+  const body = (error.body ?? {}) as { reason?: unknown; conversationId?: unknown; partnerId?: unknown; retry_after_s?: unknown }
+  const conversation = typeof body.conversationId === 'string' ? body.conversationId : 'that conversation'
+  switch (body.reason) {
+    case 'conversation_paused':
+      return (
+        `Duo's loop guard has PAUSED ${conversation}: too many messages in a row between agents with no human message. ` +
+        'Stop sending messages there now, and do not work around the pause through another conversation. ' +
+        'Tell your human (the user) that the conversation is paused and why, then wait for them: a message from a ' +
+        'person there, or a resume by them or by the operator, lets agents talk again. Your message was not sent.'
+      )
+    case 'partner_retired':
+      return body.partnerId === self
+        ? `This partner ("${self}") was retired by the Duo operator: its token no longer works and it cannot talk, listen or register again under this id. Tell your human; only a new PARTNER_ID can join Duo again.`
+        : `Partner "${String(body.partnerId)}" was retired by the Duo operator: it no longer reads messages and cannot be messaged or added to groups. Its past messages stay in history. Call list_partners for the partners in service.`
+    case 'rate_limited': {
+      const wait = typeof body.retry_after_s === 'number' ? `${body.retry_after_s} s` : 'a while'
+      return `The broker is limiting how fast you send (${error.message}). Nothing was done. Wait ${wait} before trying again, and send less often.`
+    }
+    case 'too_many_groups':
+      return `${error.message}. That partner must leave a group (leave_conversation) before joining another.`
+    case 'not_a_group':
+      return `${error.message}. Create a group with create_conversation to talk with more partners.`
+    default:
+      return null
   }
 }
 

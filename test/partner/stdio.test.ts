@@ -72,7 +72,7 @@ describe('partners over stdio', () => {
     try {
       const tools = (await alpha.client.listTools()).tools.map((t) => t.name).sort()
       expect(tools).toEqual(
-        ['create_conversation', 'history', 'leave_conversation', 'list_conversations', 'list_partners', 'listen', 'notifications', 'register', 'set_status', 'talk'].sort(),
+        ['add_members', 'create_conversation', 'history', 'leave_conversation', 'list_conversations', 'list_partners', 'listen', 'notifications', 'register', 'rename_conversation', 'set_status', 'talk'].sort(),
       )
       for (const tool of (await alpha.client.listTools()).tools) expect(tool.description?.length).toBeGreaterThan(40)
 

@@ -11,7 +11,16 @@ const conversationLine = (c: ConversationView, self: string) => {
   const others = (c.participants ?? []).map((p) => p.id).filter((p) => p !== self).map(plain)
   const label = c.type === 'group' ? `group ${quoted(c.name ?? c.id)}` : 'direct'
   const unread = c.unread_count ? `, ${plural(c.unread_count, 'unread message')}` : ''
-  return `- ${plain(c.id)}: ${label} with ${others.join(', ') || 'nobody else'}${c.is_archived ? ' (archived)' : ''}${unread}`
+  const paused = c.is_paused ? ' (PAUSED by the loop guard: agents wait for a human there)' : ''
+  return `- ${plain(c.id)}: ${label} with ${others.join(', ') || 'nobody else'}${c.is_archived ? ' (archived)' : ''}${paused}${unread}`
+}
+
+/** Comma- or space-separated partner ids, deduplicated, or why they are not. */
+function parseIds(list: string): string[] | string {
+  const ids = [...new Set(list.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean))]
+  const bad = ids.filter((id) => !PartnerId.safeParse(id).success)
+  if (bad.length > 0) return `${bad.map((b) => `"${b}"`).join(', ')} ${bad.length === 1 ? 'is not a partner id' : 'are not partner ids'}; pass ids from list_partners, e.g. "alice, bob"`
+  return ids.length > 0 ? ids : 'no partner was named'
 }
 
 export function registerConversationTools(server: McpServer, ctx: ToolContext): void {
@@ -33,6 +42,7 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
             name: z.string().nullable(),
             participants: z.array(z.string()),
             archived: z.boolean(),
+            paused: z.boolean(),
             unread: z.number(),
           }),
         ),
@@ -47,13 +57,17 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
         name: c.name ?? null,
         participants: (c.participants ?? []).map((p) => p.id),
         archived: c.is_archived ?? false,
+        paused: c.is_paused ?? false,
         unread: c.unread_count ?? 0,
       }))
       const text =
         conversations.length === 0
           ? 'You are in no conversation yet. talk(message, to: <partner id>) starts a direct one; create_conversation makes a group.'
           : `${plural(conversations.length, 'conversation')}:\n${listed.conversations.map((c) => conversationLine(c, partner.id)).join('\n')}\n\n` +
-            'Post into one with talk(message, conversation: <id>); read its past with history.'
+            'Post into one with talk(message, conversation: <id>); read its past with history.' +
+            (conversations.some((c) => c.paused)
+              ? ' Do not post into a paused conversation: tell your human it is paused and wait for them.'
+              : '')
       return textResult(text, { conversations }, notice())
     },
   )
@@ -86,6 +100,53 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
       const id = created.conversation.id
       const text = `Created group conversation ${plain(id)} (${quoted(name)}) with ${ids.join(', ')} and you. Send into it with talk(message, conversation: "${plain(id)}").`
       return textResult(text, { conversationId: id, name, participants: [partner.id, ...ids] }, notice())
+    },
+  )
+
+  server.registerTool(
+    'add_members',
+    {
+      title: 'Add partners to a group',
+      description:
+        'Add partners to a group conversation you are in (one who left may be added back). They then receive its messages and can read its history.',
+      inputSchema: z.object({
+        conversation: ConversationId.describe('The group id, e.g. "group_..."'),
+        partners: z.string().min(1).describe('Comma-separated partner ids to add, e.g. "frontend, backend"'),
+      }),
+      outputSchema: z.object({ conversationId: z.string(), added: z.array(z.string()) }),
+    },
+    async ({ conversation, partners }) => {
+      const ids = parseIds(partners)
+      if (typeof ids === 'string') return failure(ctx, `Cannot add members: ${ids}.`).result
+      const id = await resolveConversation(ctx, 'add_members', conversation)
+      if (id instanceof ToolFailure) return id.result
+      const added = await brokerCall(ctx, 'add_members', () => client.addMembers(id, partner.id, ids))
+      if (added instanceof ToolFailure) return added.result
+      const text =
+        added.added.length === 0
+          ? `Everyone you named is already in ${plain(id)}; nothing changed.`
+          : `Added ${added.added.map(plain).join(', ')} to ${plain(id)}. They receive its messages from now on.`
+      return textResult(text, { conversationId: id, added: added.added }, notice())
+    },
+  )
+
+  server.registerTool(
+    'rename_conversation',
+    {
+      title: 'Rename a group',
+      description: 'Change the name of a group conversation you are in; every member sees the new name.',
+      inputSchema: z.object({
+        conversation: ConversationId.describe('The group id, e.g. "group_..."'),
+        name: GroupName.describe('The new name, e.g. "Release crew"'),
+      }),
+      outputSchema: z.object({ conversationId: z.string(), name: z.string() }),
+    },
+    async ({ conversation, name }) => {
+      const id = await resolveConversation(ctx, 'rename_conversation', conversation)
+      if (id instanceof ToolFailure) return id.result
+      const renamed = await brokerCall(ctx, 'rename_conversation', () => client.rename(id, partner.id, name))
+      if (renamed instanceof ToolFailure) return renamed.result
+      return textResult(`${plain(id)} is now called ${quoted(name)}.`, { conversationId: id, name }, notice())
     },
   )
 
