@@ -36,13 +36,19 @@ export const ConversationView = z.object({
   created_by: z.string(),
   created_at: z.string(),
   is_archived: z.boolean(),
-  // Optional: brokers from before the loop guard do not send them.
+})
+
+/** Beyond the seed's shape: the loop guard's state. Optional: brokers from before the guard do not send it. */
+const LoopGuardState = {
   is_paused: z.boolean().optional().describe('Paused by the loop guard: agents wait for a human message or a resume'),
   hops: z.number().int().optional().describe('Agent messages in a row since the last human message or resume'),
-})
+}
+/** A conversation with its loop-guard state (the answers of endpoints the seed did not have). */
+export const ControlledConversation = ConversationView.extend(LoopGuardState)
 
 /** One entry of a partner's conversation list: the conversation, its read state and its members. */
 export const ConversationEntry = ConversationView.extend({
+  ...LoopGuardState,
   last_message_seq: z.number().int().nullable(),
   read_seq: z.number().int(),
   unread_count: z.number().int(),
@@ -94,13 +100,13 @@ export const PartnersResponse = z.object({ partners: z.array(PartnerView) })
 export const MembersResponse = z.object({
   success: z.literal(true),
   added: z.array(z.string()).describe('Partners who joined (those already members are left out)'),
-  conversation: ConversationView,
+  conversation: ControlledConversation,
 })
-export const RenameResponse = z.object({ success: z.literal(true), conversation: ConversationView })
+export const RenameResponse = z.object({ success: z.literal(true), conversation: ControlledConversation })
 export const ResumeResponse = z.object({
   success: z.literal(true),
   resumed: z.boolean().describe('Whether the conversation was paused'),
-  conversation: ConversationView,
+  conversation: ControlledConversation,
 })
 export const RetireResponse = z.object({ success: z.literal(true), partnerId: z.string(), retired: z.literal(true) })
 export const TokenResponse = z.object({ success: z.literal(true), partnerId: z.string(), token: z.string() })

@@ -1,6 +1,6 @@
 // Talking and conversations over HTTP: talk, groups, listing, leaving, history paging, participants, idempotency.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { type TestBroker, startTestBroker } from './helpers.ts'
+import { MANY_PARTNERS, type TestBroker, startTestBroker } from './helpers.ts'
 
 type Conversation = { id: string; unread_count: number; participants: Array<{ id: string; name: string }> }
 
@@ -292,7 +292,7 @@ describe('group conversations', () => {
 
 describe('group size', () => {
   test('a group of exactly 100 members may list its creator among the participants', async () => {
-    const broker = await startTestBroker()
+    const broker = await startTestBroker(MANY_PARTNERS)
     try {
       const ids = Array.from({ length: 99 }, (_, i) => `m${i}`)
       await broker.register('alice', ...ids)

@@ -109,7 +109,7 @@ const deep = (depth: number, open = '[', close = ']') => open.repeat(depth) + cl
 
 type Template = {
   name: string
-  method: 'GET' | 'POST'
+  method: 'GET' | 'POST' | 'DELETE'
   /** The partner the request acts as (its own token is the valid one), or 'operator', or null (public). */
   actor: 'alice' | 'carol' | 'operator' | null
   path: (rng: Rng) => string
@@ -279,6 +279,69 @@ const templates = (ctx: Context): Template[] => [
     ],
   },
   {
+    name: 'members',
+    method: 'POST',
+    actor: 'alice',
+    path: () => `/conversations/${ctx.group}/members`,
+    pathWithParam: (p) => `/conversations/${p}/members`,
+    body: () => ({ partnerId: 'alice', members: ['bob'] }),
+    required: ['partnerId', 'members'],
+    types: { partnerId: 'string', members: 'array' },
+    idFields: ['partnerId'],
+    overlimit: [
+      () => ['members', []],
+      () => ['members', Array.from({ length: 101 }, (_, i) => `m${i}`)],
+      (rng) => ['members', ['bob', rng.pick(BAD_IDS)]],
+    ],
+    semantic: [
+      () => ({ body: { partnerId: 'alice', members: ['zed'] }, defect: 'unknown partner added' }),
+      () => ({ path: '/conversations/direct_alice_bob/members', defect: 'members of a direct conversation' }),
+      () => ({ path: '/conversations/group_nope/members', defect: 'unknown conversation' }),
+      () => ({ body: { partnerId: 'carol', members: ['carol'] }, defect: 'outsider adds itself (as carol)' }),
+    ],
+  },
+  {
+    name: 'rename',
+    method: 'POST',
+    actor: 'alice',
+    path: () => `/conversations/${ctx.group}/rename`,
+    pathWithParam: (p) => `/conversations/${p}/rename`,
+    body: () => ({ partnerId: 'alice', name: 'fuzz' }),
+    required: ['partnerId', 'name'],
+    types: { partnerId: 'string', name: 'string' },
+    idFields: ['partnerId'],
+    overlimit: [() => ['name', 'n'.repeat(101)], () => ['name', '']],
+    textFields: ['name'],
+    semantic: [
+      () => ({ path: '/conversations/direct_alice_bob/rename', defect: 'rename a direct conversation' }),
+      () => ({ path: '/conversations/group_nope/rename', defect: 'unknown conversation' }),
+      () => ({ body: { partnerId: 'carol', name: 'mine' }, defect: 'outsider renames (as carol)' }),
+    ],
+  },
+  {
+    name: 'resume',
+    method: 'POST',
+    actor: 'operator',
+    path: () => `/conversations/${ctx.group}/resume`,
+    pathWithParam: (p) => `/conversations/${p}/resume`,
+    // The operator speaking for an agent: refused as such, so every mutation of it is a refusal too.
+    body: () => ({ partnerId: 'bob' }),
+    types: { partnerId: 'string' },
+    idFields: ['partnerId'],
+    semantic: [
+      () => ({ body: { partnerId: 'zed' }, defect: 'unknown partner resumes' }),
+      () => ({ path: '/conversations/group_nope/resume', body: {}, defect: 'unknown conversation' }),
+    ],
+  },
+  {
+    name: 'retire',
+    method: 'DELETE',
+    actor: 'operator',
+    path: () => '/partners/carol',
+    pathWithParam: (p) => `/partners/${p}`,
+    semantic: [() => ({ path: '/partners/zed', defect: 'unknown partner' })],
+  },
+  {
     name: 'history',
     method: 'GET',
     actor: 'alice',
@@ -295,7 +358,14 @@ const templates = (ctx: Context): Template[] => [
     pathWithParam: (p) => `/conversations/${p}/participants`,
     readOnly: true,
   },
-  { name: 'partners', method: 'GET', actor: 'alice', path: () => '/partners', readOnly: true },
+  {
+    name: 'partners',
+    method: 'GET',
+    actor: 'alice',
+    path: () => '/partners',
+    badQueries: [(rng) => `all=${rng.pick(['maybe', '', '2', 'TRUE ', '%00'])}`],
+    readOnly: true,
+  },
   {
     name: 'status',
     method: 'POST',

@@ -3,11 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type BrokerConfig, configFromEnv } from '../../src/http/config.ts'
-import { NO_RATE_LIMITS } from '../../src/http/rate-limits.ts'
+import { NO_RATE_LIMITS, RATE_LIMIT_DEFAULTS } from '../../src/http/rate-limits.ts'
 import { type RunningBroker, startBroker } from '../../src/http/server.ts'
 
 /** For load tests: thousands of messages between two agents, as the benchmark sends (no loop guard, no rate limits). */
 export const LOAD: Partial<BrokerConfig> = { maxHops: 0, rateLimits: NO_RATE_LIMITS }
+/** For tests that register more new partners from one address than the registration limit allows in a minute. */
+export const MANY_PARTNERS: Partial<BrokerConfig> = { rateLimits: { ...RATE_LIMIT_DEFAULTS, register: 0 } }
 /** The same for a broker process. */
 export const LOAD_ENV = { DUO_MAX_HOPS: '0', DUO_RATE_LIMITS: 'off' }
 

@@ -4,6 +4,7 @@ import { slowTest } from '../slow.ts'
 import { readdirSync } from 'node:fs'
 import { connect } from 'node:net'
 import { configFromEnv } from '../../src/http/config.ts'
+import { MANY_PARTNERS } from './helpers.ts'
 import { expectRefusal, ID_PATH_TRICKS, rawRequest, type SecureBroker, startSecureBroker } from './secure-harness.ts'
 
 const MiB = 1024 * 1024
@@ -14,7 +15,8 @@ describe('hostile input', () => {
   let filesBefore: string[]
 
   beforeAll(async () => {
-    broker = await startSecureBroker()
+    // The group-size test registers 100 partners at once.
+    broker = await startSecureBroker(MANY_PARTNERS)
     alice = await broker.register('alice')
     await broker.register('bob')
     filesBefore = readdirSync(broker.dir).sort()
@@ -123,6 +125,13 @@ describe('hostile input', () => {
           ['/listen/alice/ack', { cursor: -1 }, 'cursor'],
           ['/listen/alice/ack', {}, 'cursor'],
           ['/unregister', {}, 'partnerId'],
+          ['/conversations/group_any/members', { partnerId: 'alice', members: 'bob' }, 'members'],
+          ['/conversations/group_any/members', { partnerId: 'alice' }, 'members'],
+          ['/conversations/group_any/members', { partnerId: 'alice', members: [] }, 'members'],
+          ['/conversations/group_any/members', { members: ['bob'] }, 'partnerId'],
+          ['/conversations/group_any/rename', { partnerId: 'alice', name: 7 }, 'name'],
+          ['/conversations/group_any/rename', { partnerId: 'alice' }, 'name'],
+          ['/conversations/group_any/resume', { partnerId: 5 }, 'partnerId'],
         ]
         for (const [path, body, field] of cases) {
           const answer = await broker.call('POST', path, { token: alice, body })
@@ -164,6 +173,7 @@ describe('hostile input', () => {
             [await broker.call('POST', '/register', { body: { partnerId: 'ctl', projectPath: `/tmp/${text}` } }), 'projectPath'],
             [await broker.call('POST', '/partners/alice/status', { token: alice, body: { message: text } }), 'message'],
             [await broker.call('POST', '/conversations', { token: alice, body: { creatorId: 'alice', name: text, participants: ['bob'] } }), 'name'],
+            [await broker.call('POST', '/conversations/group_any/rename', { token: alice, body: { partnerId: 'alice', name: text } }), 'name'],
           ] as const
           for (const [answer, field] of fields) {
             expectRefusal(answer, 400)
@@ -220,6 +230,28 @@ describe('hostile input', () => {
       expect((await create(['bob'], 'n'.repeat(100))).status).toBe(200)
     })
 
+    test('a group gains members only up to 100 in all; a rename obeys the group name limit', async () => {
+      const crowd = Array.from({ length: 100 }, (_, i) => `member${String(i).padStart(3, '0')}`)
+      // Registered here, or already by the group-size test (then this answers 401 and they exist).
+      for (const id of crowd) expect([200, 401]).toContain((await broker.call('POST', '/register', { body: { partnerId: id } })).status)
+      const created = await broker.call('POST', '/conversations', { token: alice, body: { creatorId: 'alice', name: 'growing', participants: ['bob'] } })
+      const group = created.body.conversation.id
+      const add = (members: string[]) => broker.call('POST', `/conversations/${group}/members`, { token: alice, body: { partnerId: 'alice', members } })
+      await unchanged(async () => {
+        const tooMany = await add(crowd.slice(0, 99))
+        expectRefusal(tooMany, 400)
+        expect(tooMany.body).toMatchObject({ reason: 'group_too_large', limit: 100 })
+        expectRefusal(await add([...crowd, 'bob']), 400)
+        const longName = await broker.call('POST', `/conversations/${group}/rename`, { token: alice, body: { partnerId: 'alice', name: 'n'.repeat(101) } })
+        expectRefusal(longName, 400)
+        expect(longName.body.error).toContain('100')
+        const asOther = await broker.call('POST', `/conversations/${group}/members`, { token: alice, body: { partnerId: 'bob', members: ['member000'] } })
+        expectRefusal(asOther, 403)
+        expect(asOther.body.reason).toBe('acting_for_another')
+      })
+      expect((await add(crowd.slice(0, 98))).body.added).toHaveLength(98)
+    })
+
     test('a message is at most 64 KiB of UTF-8: 413 naming the limit beyond', async () => {
       const talk = (content: string) => broker.call('POST', '/talk', { token: alice, body: { fromId: 'alice', to: 'bob', content } })
       await unchanged(async () => {
@@ -256,6 +288,10 @@ describe('hostile input', () => {
           expectRefusal(await broker.call('GET', `/listen/${trick}?after=0&wait=0`, { token: alice }), 400)
           expectRefusal(await broker.call('GET', `/conversations/${trick}/messages`, { token: alice }), 400)
           expectRefusal(await broker.call('POST', `/partners/${trick}/status`, { token: alice, body: { message: 'x' } }), 400)
+          expectRefusal(await broker.call('POST', `/conversations/${trick}/members`, { token: alice, body: { partnerId: 'alice', members: ['bob'] } }), 400)
+          expectRefusal(await broker.call('POST', `/conversations/${trick}/rename`, { token: alice, body: { partnerId: 'alice', name: 'x' } }), 400)
+          expectRefusal(await broker.call('POST', `/conversations/${trick}/resume`, { token: broker.adminToken, body: {} }), 400)
+          expectRefusal(await broker.call('DELETE', `/partners/${trick}`, { token: broker.adminToken }), 400)
         }
       })
     })

@@ -26,13 +26,16 @@ export const conversationJson = (c: ConversationRow) => ({
   created_by: c.created_by,
   created_at: c.created_at,
   is_archived: c.is_archived === 1,
-  is_paused: c.is_paused === 1,
-  hops: c.hops,
 })
+/** Beyond the seed's shape: the loop guard's state, for listings and the endpoints the seed did not have. */
+const guardJson = (c: ConversationRow) => ({ is_paused: c.is_paused === 1, hops: c.hops })
 
 export function conversationRoutes({ store, newGroupId, limits }: BrokerDeps, access: Access) {
   const { commands, views } = store
-  const current = (id: string) => conversationJson(views.conversations.get(id)!)
+  const current = (id: string) => {
+    const row = views.conversations.get(id)!
+    return { ...conversationJson(row), ...guardJson(row) }
+  }
 
   return new Elysia({ name: 'conversations' })
     .use(authPlugin(access))
@@ -94,6 +97,7 @@ export function conversationRoutes({ store, newGroupId, limits }: BrokerDeps, ac
       ({ partnerId }) => ({
         conversations: views.conversations.forPartner(partnerId).map((c) => ({
           ...conversationJson(c),
+          ...guardJson(c),
           last_message_seq: c.last_message_seq,
           read_seq: c.read_seq,
           unread_count: c.unread_count,
