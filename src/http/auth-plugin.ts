@@ -76,9 +76,9 @@ export function authPlugin(access: Access) {
     }),
     /** `/conversations/:id/resume`: the operator, or a human partner named by `body.partnerId` (its token, or the operator's). */
     resumer: {
-      resolve(ctx) {
-        const actor = actorOf(ctx)
-        const partnerId = (ctx.body as { partnerId?: string } | undefined)?.partnerId
+      resolve({ headers, body }) {
+        const actor = actorOf(headers)
+        const partnerId = (body as { partnerId?: string } | undefined)?.partnerId
         const denied = partnerId === undefined ? access.operatorOnly(actor) : access.actAs(actor, partnerId)
         return denied ? refuse(denied) : { actor, resumedBy: partnerId }
       },
