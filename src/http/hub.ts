@@ -29,6 +29,19 @@ export function createHub({ members, lastSeq, elsewhere, onListenersChanged }: H
   const byPartner = new Map<string, Set<Waiter>>()
   const firehose = new Set<Waiter>()
   const holds = new Map<string, number>()
+  // Partners listening elsewhere but not here, counted once per change of either side (/health stays cheap).
+  let union: { holdsVersion: number; elsewhere: ReadonlySet<string>; count: number } | null = null
+  let holdsVersion = 0
+  function listeningCount(): number {
+    if (!elsewhere) return holds.size
+    const others = elsewhere()
+    if (union?.holdsVersion !== holdsVersion || union.elsewhere !== others) {
+      let count = holds.size
+      for (const id of others) if (!holds.has(id)) count++
+      union = { holdsVersion, elsewhere: others, count }
+    }
+    return union.count
+  }
 
   function remove(waiter: Waiter): void {
     if (waiter.partnerId === null) {
@@ -111,7 +124,10 @@ export function createHub({ members, lastSeq, elsewhere, onListenersChanged }: H
     hold(partnerId: string): () => void {
       const before = holds.get(partnerId) ?? 0
       holds.set(partnerId, before + 1)
-      if (before === 0) onListenersChanged?.()
+      if (before === 0) {
+        holdsVersion++
+        onListenersChanged?.()
+      }
       let released = false
       return () => {
         if (released) return
@@ -119,12 +135,13 @@ export function createHub({ members, lastSeq, elsewhere, onListenersChanged }: H
         const n = (holds.get(partnerId) ?? 1) - 1
         if (n <= 0) {
           holds.delete(partnerId)
+          holdsVersion++
           onListenersChanged?.()
         } else holds.set(partnerId, n)
       }
     },
     isListening: (partnerId: string): boolean => holds.has(partnerId) || (elsewhere?.().has(partnerId) ?? false),
-    listeningCount: (): number => (elsewhere ? new Set([...holds.keys(), ...elsewhere()]).size : holds.size),
+    listeningCount,
     /** Partners listening through this broker. */
     listeningHere: (): string[] => [...holds.keys()],
     /** Waiters currently parked (for tests). */

@@ -135,10 +135,9 @@ export function openPgEventLog({ sql, local, db, projectors, now = () => new Dat
         if (rows.length > 0) await insert(rows)
         else if ((await head()) !== base) throw Object.assign(new Error('the head moved'), { errno: '40001' })
       } catch (error) {
-        if (isConflict(error) && attempt < MAX_ATTEMPTS && !closed) {
-          await catchUp()
-          continue
-        }
+        // Another broker appended first: catch up and decide again (unless catching up fails too).
+        const retry = isConflict(error) && attempt < MAX_ATTEMPTS && !closed && (await catchUp().then(() => true, () => false))
+        if (retry) continue
         const failure = new StorageError(`the shared log refused the write: ${(error as Error).message}`)
         for (const job of jobs) job.reject(failure)
         return
@@ -157,7 +156,10 @@ export function openPgEventLog({ sql, local, db, projectors, now = () => new Dat
       while (queue.length > 0) {
         const jobs = queue.length > BATCH_MAX ? queue.splice(0, BATCH_MAX) : queue
         if (jobs === queue) queue = []
-        await runBatch(jobs)
+        // A bug must not leave callers waiting forever: whatever runBatch throws fails its jobs.
+        await runBatch(jobs).catch((error) => {
+          for (const job of jobs) job.reject(error)
+        })
       }
     } finally {
       running = false
