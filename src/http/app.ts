@@ -10,6 +10,8 @@ import { partnerRoutes } from './routes/partners.ts'
 import { StorageError } from '../pg/log.ts'
 import { jsonBodyParser, tooLargeMessage, webPageRefusal } from './request-guards.ts'
 import { rejected } from './rejections.ts'
+import { consoleRoutes } from './routes/console.ts'
+import { createSessions } from './sessions.ts'
 
 type Issue = { path?: string; message?: string; summary?: string }
 
@@ -52,7 +54,8 @@ function catchingUp(catchUp: (() => Promise<void>) | undefined) {
 }
 
 export function buildApp(deps: BrokerDeps) {
-  const access = createAccess(deps)
+  const sessions = createSessions(deps.config.sessionTtlMs, deps.now)
+  const access = createAccess(deps, sessions)
   const webPages = {
     // Open mode with DUO_ALLOW_OPEN_NETWORK=1 may sit behind a proxy that forwards any Host; token mode always checks.
     checkHost: !(deps.config.auth === 'open' && deps.config.allowOpenNetwork),
@@ -63,11 +66,30 @@ export function buildApp(deps: BrokerDeps) {
       openapi({
         path: '/docs',
         mapJsonSchema: { zod: z.toJSONSchema },
+        // Swagger UI from the pinned swagger-ui-dist, served by the broker (routes/console.ts): /docs works offline.
+        provider: 'swagger-ui',
+        swagger: {
+          theme: '/docs/assets/swagger-ui.css',
+          cdn: '/docs/assets/swagger-ui-bundle.js',
+          autoDarkMode: false,
+          validatorUrl: null,
+          persistAuthorization: false,
+        } as never,
         documentation: {
           info: {
             title: 'Duo broker',
             version: '0.1.0',
-            description: 'Messages between Claude Code instances, on an append-only event log.',
+            description:
+              'Messages between Claude Code instances, on an append-only event log. In token mode (DUO_AUTH=token) a request acts ' +
+              "with `Authorization: Bearer <token>`: a partner's own token (from its first POST /register), or the operator token " +
+              '(DUO_ADMIN_TOKEN). The lock on each endpoint says which it takes; in open mode none is needed.',
+          },
+          components: {
+            securitySchemes: {
+              partnerToken: { type: 'http', scheme: 'bearer', description: "A partner's own token, returned once by its first POST /register" },
+              operatorToken: { type: 'http', scheme: 'bearer', description: 'The operator token: DUO_ADMIN_TOKEN, or the file the broker printed at start' },
+              consoleSession: { type: 'apiKey', in: 'cookie', name: 'duo_session', description: 'The console session from POST /session; same-origin requests only' },
+            },
           },
         },
       }),
@@ -116,5 +138,6 @@ export function buildApp(deps: BrokerDeps) {
     .use(conversationRoutes(deps, access))
     .use(listenRoutes(deps, access))
     .use(eventRoutes(deps, access))
+    .use(consoleRoutes(deps, access, sessions))
 }
 export type App = ReturnType<typeof buildApp>

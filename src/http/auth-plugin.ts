@@ -17,6 +17,12 @@ const named = (at: PartnerAt, { params, body }: Named): string =>
 // The status table lives in rejections.ts; Elysia's `status` is typed by literal codes, hence the cast.
 const refuse = (r: Rejection) => status(statusOfRejection(r) as 400, refusalBody(r))
 
+// What /docs shows on each endpoint (the schemes are declared in app.ts); none is needed in open mode.
+const PARTNER = { partnerToken: [] }
+const OPERATOR = { operatorToken: [] }
+const CONSOLE = { consoleSession: [] }
+const docs = (...security: Array<Record<string, never[]>>) => ({ detail: { security } })
+
 /**
  * The macros, resolved after validation and before the handler, once per request. Each checks the
  * bearer token once (one hash, one lookup) and hands the route what it needs:
@@ -33,43 +39,52 @@ const refuse = (r: Rejection) => status(statusOfRejection(r) as 400, refusalBody
 export function authPlugin(access: Access) {
   // Every resolve destructures its context: Elysia reads a handler's parameters to decide what to parse, and a
   // whole `ctx` would make it parse cookies and more on every request.
-  const actorOf = (headers: Record<string, string | undefined>): Actor => access.actorOf(headers.authorization)
+  // The console's cookie is read from the request itself: a route's header schema (Last-Event-ID, Idempotency-Key)
+  // keeps only its own fields.
+  const actorOf = (headers: Record<string, string | undefined>, request: Request): Actor =>
+    access.actorOf(headers.authorization, request.headers.get('cookie'))
   return new Elysia().macro({
     actAs: (at: PartnerAt) => ({
-      resolve({ headers, params, body }) {
+      // The operator (and its console session) speaks for human partners only.
+      ...docs(PARTNER, OPERATOR, CONSOLE),
+      resolve({ headers, request, params, body }) {
         const partnerId = named(at, { params, body })
-        const actor = actorOf(headers)
+        const actor = actorOf(headers, request)
         const denied = access.actAs(actor, partnerId)
         if (denied) return refuse(denied)
         /** Null while the request's token still acts as the partner; the refusal once it no longer does. */
-        const stillActing = (): Rejection | null => access.actAs(actorOf(headers), partnerId)
+        const stillActing = (): Rejection | null => access.actAs(actorOf(headers, request), partnerId)
         return { actor, partnerId, stillActing }
       },
     }),
     reader: {
-      resolve({ headers }) {
-        const actor = actorOf(headers)
+      ...docs(PARTNER, OPERATOR, CONSOLE),
+      resolve({ headers, request }) {
+        const actor = actorOf(headers, request)
         const denied = access.canRead(actor)
         return denied ? refuse(denied) : { actor }
       },
     },
     operator: {
-      resolve({ headers }) {
-        const actor = actorOf(headers)
+      ...docs(OPERATOR, CONSOLE),
+      resolve({ headers, request }) {
+        const actor = actorOf(headers, request)
         const denied = access.operatorOnly(actor)
         return denied ? refuse(denied) : { actor }
       },
     },
     logReader: {
-      resolve({ headers }) {
-        const actor = actorOf(headers)
+      ...docs(OPERATOR, CONSOLE),
+      resolve({ headers, request }) {
+        const actor = actorOf(headers, request)
         const denied = access.canReadLog(actor)
         return denied ? refuse(denied) : { actor }
       },
     },
     member: (at: 'params.id') => ({
-      resolve({ headers, params }) {
-        const actor = actorOf(headers)
+      ...docs(PARTNER, OPERATOR, CONSOLE),
+      resolve({ headers, request, params }) {
+        const actor = actorOf(headers, request)
         const denied = access.canReadConversation(actor, named(at, { params, body: undefined }))
         return denied ? refuse(denied) : { actor }
       },
@@ -84,8 +99,10 @@ export function authPlugin(access: Access) {
       },
     },
     registering: {
-      resolve({ headers, body }) {
-        const actor = actorOf(headers)
+      // A new id needs nothing; an id that holds a token needs it; a human partner needs the operator.
+      ...docs({}, PARTNER, OPERATOR, CONSOLE),
+      resolve({ headers, request, body }) {
+        const actor = actorOf(headers, request)
         const { partnerId, kind } = body as { partnerId: string; kind?: PartnerKind }
         const denied = access.mayRegister(actor, partnerId, kind)
         return denied ? refuse(denied) : { actor }

@@ -29,6 +29,8 @@ export type BrokerConfig = {
   staleDays: number
   /** Per minute; 0 turns one off, DUO_RATE_LIMITS=off all of them. */
   rateLimits: RateLimits
+  /** How long a console sign-in lasts. */
+  sessionTtlMs: number
 }
 
 export class ConfigError extends Error {}
@@ -91,6 +93,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     maxGroupsPerPartner: int('DUO_MAX_GROUPS_PER_PARTNER', LIMITS.groupsPerPartnerDefault, 1, 1_000_000),
     staleDays: int('DUO_STALE_DAYS', 30, 0, 36_500),
     rateLimits: rateLimitsFromEnv(env, int),
+    sessionTtlMs: int('DUO_SESSION_TTL_S', 12 * 3600, 60, 30 * 86_400) * 1000,
   }
 }
 

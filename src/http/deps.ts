@@ -8,6 +8,7 @@ import { type Actor, bearer, hashToken, sameDigest } from './auth.ts'
 import type { BrokerConfig } from './config.ts'
 import type { Hub } from './hub.ts'
 import type { RateLimiter } from './rate-limits.ts'
+import { cookieValue, SESSION_COOKIE, type Sessions } from './sessions.ts'
 
 export type BrokerDeps = {
   store: Store
@@ -43,14 +44,21 @@ export class HttpError extends Error {
   }
 }
 
-export function createAccess({ store, config, adminToken, hub, now, activity = new Map(), activeElsewhere }: BrokerDeps) {
+/** `sessions`: the console's sign-ins; a live session cookie acts as the operator (see `actorOf`). */
+export function createAccess({ store, config, adminToken, hub, now, activity = new Map(), activeElsewhere }: BrokerDeps, sessions?: Sessions) {
   const open = config.auth === 'open'
 
   const adminHash = hashToken(adminToken)
 
-  function actorOf(authorization: string | null | undefined): Actor {
+  /**
+   * Who a request acts as: its bearer token, else the console's session cookie (the operator). A cookie reaches
+   * here only from the broker's own pages: in token mode every request from another web page was refused first
+   * (`foreignPageRefusal` in app.ts), and SameSite=Strict keeps browsers from sending it cross-site at all.
+   */
+  function actorOf(authorization: string | null | undefined, cookie?: string | null): Actor {
     const token = bearer(authorization)
-    if (token === null) return { kind: 'none' }
+    if (token === null)
+      return sessions?.expiryOf(cookieValue(cookie, SESSION_COOKIE)) ? { kind: 'operator' } : { kind: 'none' }
     // One hash per request: compared in constant time with the operator's, then looked up among the partners'.
     const hash = hashToken(token)
     if (sameDigest(hash, adminHash)) return { kind: 'operator' }

@@ -110,6 +110,14 @@ export function createConversations(db: Database) {
      FROM participants p LEFT JOIN partners pa ON pa.id = p.partner_id
      WHERE p.conversation_id = ? AND p.left_at IS NULL ORDER BY p.joined_at, p.partner_id`,
   )
+  // Ids hold no ",", so the members' list survives group_concat.
+  const everyOne = db.query<ConversationRow & { message_count: number; members: string | null }, [number]>(
+    `SELECT c.*,
+       (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count,
+       (SELECT group_concat(p.partner_id, ',') FROM participants p WHERE p.conversation_id = c.id AND p.left_at IS NULL) AS members
+     FROM conversations c
+     ORDER BY coalesce(c.last_message_seq, 0) DESC, c.created_at DESC, c.id LIMIT ?`,
+  )
 
   return {
     apply(event: Envelope): void {
@@ -167,6 +175,9 @@ export function createConversations(db: Database) {
     conversationsOf: (partnerId: string) => ofPartner.all(partnerId),
     /** The partner's conversations with unread counts (from read positions), most recently active first. */
     forPartner: (partnerId: string) => forPartner.all(partnerId),
+    /** Every conversation (the operator's view), most recently active first, with its message count and current members. */
+    everyOne: (limit: number) =>
+      everyOne.all(limit).map(({ members, ...c }) => ({ ...c, participants: members ? members.split(',') : [] })),
   }
 }
 export type Conversations = ReturnType<typeof createConversations>

@@ -144,3 +144,23 @@ export const EventsPage = z.object({
   events: z.array(EventEnvelope),
   next: z.number().int().describe('The cursor to ask for the next page'),
 })
+
+/** The operator's list of every conversation (the console): members by id and how many messages each holds. */
+export const OperatorConversation = ConversationView.extend({
+  last_message_seq: z.number().int().nullable(),
+  message_count: z.number().int(),
+  participants: z.array(z.string()).describe('Current members, by id'),
+})
+export const AllConversationsResponse = z.object({ conversations: z.array(OperatorConversation) })
+
+export const LogHealthResponse = z.object({
+  last_seq: z.number().int(),
+  verified_through: z.number().int().describe('The hash chain and the sequence hold from seq 1 through this one'),
+  problem: z.string().nullable().describe('The first break found, if any (then `bun run audit` says more)'),
+})
+
+export const SessionResponse = z.object({
+  auth: z.enum(['token', 'open']),
+  signedIn: z.boolean().describe('Open mode: always true, nothing to sign in to'),
+  expiresAt: z.string().nullable(),
+})

@@ -45,6 +45,13 @@ describe('registering a human partner in token mode', () => {
 })
 
 describe('the operator speaking as a human', () => {
+  test('registers the human again without holding its token', async () => {
+    const again = await broker.call('POST', '/register', { token: broker.adminToken, body: { partnerId: 'pat', name: 'Pat' } })
+    expect(again.status).toBe(200)
+    expect(again.body.partner.kind).toBe('human')
+    expect(again.body.token).toBeUndefined()
+  })
+
   test("steps into the agents' conversation, and the agent's listen shows a person spoke", async () => {
     const after = await broker.lastSeq()
     const sent = await broker.call('POST', '/talk', {

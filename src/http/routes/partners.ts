@@ -27,13 +27,14 @@ export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, a
     .use(authPlugin(access))
     .post(
       '/register',
-      async ({ body, headers, server, request }) => {
+      async ({ body, headers, server, request, actor }) => {
         // New ids only: a partner coming back is not what floods a broker.
         if (views.partners.get(body.partnerId) === null) {
           const limited = limits.check('register', sourceAddress(server, request))
           if (limited) return rejected(limited)
         }
         const token = tokens ? newToken() : undefined
+        const existing = views.partners.get(body.partnerId)
         const result = await commands.execute({
           kind: 'register',
           partnerId: body.partnerId,
@@ -41,7 +42,8 @@ export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, a
           projectPath: body.projectPath,
           partnerKind: body.kind,
           newTokenHash: token && hashToken(token),
-          presentedTokenHash: tokens ? hashOf(headers.authorization) : undefined,
+          // The operator speaks for human partners without holding their tokens (`registering` checked that).
+          presentedTokenHash: tokens && !(actor.kind === 'operator' && existing?.kind === 'human') ? hashOf(headers.authorization) : undefined,
         })
         if (!result.ok) return rejected(result.rejection)
         const self = { kind: 'partner', id: body.partnerId } as const

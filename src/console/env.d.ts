@@ -1,0 +1,2 @@
+// Type declarations for what the bundler imports besides TypeScript: the stylesheet.
+declare module '*.css'
