@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { createContext, type Scenario } from './context.ts'
 import { killAll } from './procs.ts'
 import { jsonLine, type Outcome, table } from './report.ts'
+import { consoleView } from './scenarios/console.ts'
 import { delivery, fanout20 } from './scenarios/delivery.ts'
 import { postgres } from './scenarios/postgres.ts'
 import { scale } from './scenarios/scale.ts'
@@ -22,6 +23,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'fanout-sse': fanoutSse,
   idle,
   scale,
+  console: consoleView,
 }
 /** Run by `--postgres` (or `--only postgres`), not by default: it needs a PostgreSQL server. */
 const OPTIONAL: Record<string, Scenario> = { postgres }

@@ -134,9 +134,7 @@ export function ConversationView({ store }: { store: Store }) {
         keyOf={(m) => m.seq}
         render={(m) => <MessageRow m={m} receipt={s.receipts.get(m.seq)} available={s.receiptsAvailable} />}
         onEnd={() => void store.older(c.id)}
-        onVisible={(shown) => {
-          for (const m of shown) void store.receipts(m.seq)
-        }}
+        onVisible={(shown) => store.wantReceipts(shown.map((m) => m.seq))}
       />
     </section>
   )

@@ -65,6 +65,7 @@ export function createStore() {
   let scheduled = false
   let live: AbortController | null = null
   const timers = new Map<string, ReturnType<typeof setTimeout>>()
+  let wanted: number[] = []
 
   function set(patch: Partial<State>): void {
     state = { ...state, ...patch }
@@ -130,7 +131,8 @@ export function createStore() {
       if (c) conversations.set(c.id, { ...c, last_message_seq: event.seq, message_count: c.message_count + 1 })
       patch.conversations = conversations
       const loaded = state.messages.get(d.conversationId)
-      if (loaded) {
+      // The stream may replay a message the page load already brought.
+      if (loaded && (loaded.list.at(-1)?.seq ?? 0) < event.seq) {
         const message: Message = {
           id: event.seq,
           seq: event.seq,
@@ -168,18 +170,37 @@ export function createStore() {
     set(patch)
   }
 
+  async function select(id: string | null): Promise<void> {
+    set({ selected: id })
+    history.replaceState(null, '', id === null ? '#' : `#c=${encodeURIComponent(id)}`)
+    if (id === null || state.messages.has(id)) return
+    // A placeholder first: messages that arrive while the page loads are appended to it, so none falls between.
+    set({ messages: new Map(state.messages).set(id, { list: [], complete: false }) })
+    try {
+      const { messages } = await api.messages(id, MESSAGE_PAGE)
+      // Messages that arrived live while the page loaded are kept, once.
+      const live = state.messages.get(id)?.list ?? []
+      const list = [...messages, ...live.filter((m) => m.seq > (messages.at(-1)?.seq ?? 0))]
+      set({ messages: new Map(state.messages).set(id, { list, complete: messages.length < MESSAGE_PAGE }) })
+    } catch (error) {
+      fail(error)
+    }
+  }
+
   async function start(): Promise<void> {
+    // Everything at once: a linked conversation's messages load beside the lists instead of after them.
+    const linked = /^#c=(.+)$/.exec(location.hash)?.[1]
+    const opening = linked ? select(decodeURIComponent(linked)) : undefined
     const [health, partners, conversations] = await Promise.all([api.logHealth(), api.partners(), api.conversations()])
-    const from = Math.max(0, health.last_seq - 500)
-    const { events } = await api.events(from, 500)
     set({
       health,
-      lastSeq: health.last_seq,
+      lastSeq: Math.max(state.lastSeq, health.last_seq),
       partners: partners.partners,
       conversations: new Map(conversations.conversations.map((c) => [c.id, c])),
-      events,
-      oldestEventSeq: events[0]?.seq ?? health.last_seq + 1,
     })
+    const from = Math.max(0, health.last_seq - 500)
+    const { events } = await api.events(from, 500)
+    set({ events: [...events, ...state.events.filter((e) => e.seq > health.last_seq)], oldestEventSeq: events[0]?.seq ?? health.last_seq + 1 })
     live?.abort()
     live = new AbortController()
     const signal = live.signal
@@ -193,6 +214,7 @@ export function createStore() {
       signal,
       (streamState, detail) => set({ stream: { state: streamState, detail } }),
     )
+    await opening
     // Presence moves without events (listeners come and go): read it again now and then.
     const presence = setInterval(() => void refreshPartners(), 5000)
     signal.addEventListener('abort', () => clearInterval(presence))
@@ -233,19 +255,7 @@ export function createStore() {
       } catch {}
       set({ ...blank(), session: { auth: state.session?.auth ?? 'token', signedIn: false }, notice: null })
     },
-    async select(id: string | null): Promise<void> {
-      set({ selected: id })
-      if (id === null || state.messages.has(id)) return
-      try {
-        const { messages } = await api.messages(id, MESSAGE_PAGE)
-        // Messages that arrived live while the page loaded are kept, once.
-        const live = state.messages.get(id)?.list ?? []
-        const list = [...messages, ...live.filter((m) => m.seq > (messages.at(-1)?.seq ?? 0))]
-        set({ messages: new Map(state.messages).set(id, { list, complete: messages.length < MESSAGE_PAGE }) })
-      } catch (error) {
-        fail(error)
-      }
-    },
+    select,
     /** Loads the page of messages before the oldest one loaded. */
     async older(id: string): Promise<void> {
       const loaded = state.messages.get(id)
@@ -275,12 +285,21 @@ export function createStore() {
         timers.delete('olderEvents')
       }
     },
+    /** Delivery states for the messages in view; asks again for them once the broker said it has receipts. */
+    wantReceipts(seqs: number[]): void {
+      wanted = seqs
+      for (const seq of seqs) void this.receipts(seq)
+    },
     async receipts(seq: number): Promise<void> {
       if (state.receipts.has(seq) || state.receiptsAvailable === false) return
+      // Until one answer says whether the broker has receipts, only one request is in flight.
+      if (state.receiptsAvailable === null && [...state.receipts.values()].includes('loading')) return
       set({ receipts: new Map(state.receipts).set(seq, 'loading') })
       try {
         const receipts = await api.receipts(seq)
+        const first = state.receiptsAvailable === null
         set({ receipts: new Map(state.receipts).set(seq, receipts), receiptsAvailable: true })
+        if (first) for (const other of wanted) void this.receipts(other)
       } catch (error) {
         // A broker without the endpoint answers "no such endpoint": say so once, and stop asking.
         if (error instanceof ApiError && error.status === 404 && /no such endpoint/.test(error.message))

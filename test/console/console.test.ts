@@ -4,6 +4,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { type SecureBroker, startSecureBroker } from '../http/secure-harness.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 
+/** Per test: past it, bun kills every process the file started, the shared browser too, so stay generous. */
+const BROWSER_TEST_MS = 60_000
+
 let broker: SecureBroker
 let browser: Browser
 const tokens: Record<string, string> = {}
@@ -66,7 +69,7 @@ describe('before sign-in', () => {
     } finally {
       await context.close()
     }
-  })
+  }, BROWSER_TEST_MS)
 
   test('a wrong token is refused in the API’s own words and sets no cookie', async () => {
     const { context, page } = await newPage()
@@ -80,7 +83,7 @@ describe('before sign-in', () => {
     } finally {
       await context.close()
     }
-  })
+  }, BROWSER_TEST_MS)
 })
 
 describe('signed in', () => {
@@ -98,7 +101,7 @@ describe('signed in', () => {
       { name: 'duo_session', httpOnly: true, sameSite: 'Strict' },
     ])
     expect(await page.evaluate("document.cookie")).toBe("")
-  })
+  }, BROWSER_TEST_MS)
 
   test('shows partners with their reachability, every conversation, and the log’s health', async () => {
     await page.waitForSelector('[data-partner="carol"]')
@@ -107,7 +110,7 @@ describe('signed in', () => {
     const health = await page.textContent('[data-testid=log-health]')
     expect(health).toMatch(new RegExp(`last seq ${await broker.lastSeq()}`))
     expect(health).toMatch(/chain verified through seq \d+/)
-  })
+  }, BROWSER_TEST_MS)
 
   test('a message sent through the API appears live, newest first, within a second', async () => {
     await openConversation(page, 'direct_alice_bob')
@@ -122,7 +125,7 @@ describe('signed in', () => {
     expect(order).toEqual([...order].sort((a, b) => b - a))
     // The event log shows it too, as it grows.
     await page.waitForSelector(`.event[data-seq="${sent.body.seq}"]`)
-  })
+  }, BROWSER_TEST_MS)
 
   test("a person's post reaches an agent's listen, marked as a human's", async () => {
     await openConversation(page, 'direct_alice_bob')
@@ -137,7 +140,7 @@ describe('signed in', () => {
     await page.waitForSelector(`.message.from-human[data-seq="${message.seq}"]`)
     const partners = await broker.call('GET', '/partners', { token: broker.adminToken })
     expect(partners.body.partners.find((p: any) => p.id === 'human')?.kind).toBe('human')
-  })
+  }, BROWSER_TEST_MS)
 
   test('messages a partner directly and creates a group through the same commands as the API', async () => {
     await page.click('[data-partner="carol"] button')
@@ -155,7 +158,7 @@ describe('signed in', () => {
     const events = await broker.call('GET', '/events?type=ConversationCreated', { token: broker.adminToken })
     const created = events.body.events.at(-1)
     expect(created.data).toMatchObject({ kind: 'group', name: 'Release', createdBy: 'human', participants: ['human', 'alice', 'bob'] })
-  })
+  }, BROWSER_TEST_MS)
 
   test('bad input gets the same clear error as the API, and changes nothing', async () => {
     const before = await broker.lastSeq()
@@ -171,7 +174,7 @@ describe('signed in', () => {
     await page.waitForSelector('[data-testid=notice][role=alert]')
     expect(await page.textContent('[data-testid=notice]')).toContain(api.body.error)
     expect(await broker.lastSeq()).toBe(before)
-  })
+  }, BROWSER_TEST_MS)
 
   test('the event log filters by type, partner and conversation', async () => {
     await page.selectOption('select[aria-label="filter by type"]', 'MessageSent')
@@ -187,7 +190,7 @@ describe('signed in', () => {
     for (const text of inConversation) expect(text).toContain('"conversationId":"direct_alice_bob"')
     await page.selectOption('select[aria-label="filter by type"]', '')
     await page.fill('input[aria-label="filter by conversation"]', '')
-  })
+  }, BROWSER_TEST_MS)
 
   test('no page error, and no request ever left the broker’s origin', () => {
     expect(errors).toEqual([])
@@ -218,19 +221,19 @@ describe('the session cookie', () => {
     } finally {
       await context.close()
     }
-  })
+  }, BROWSER_TEST_MS)
 
   test('a page of another origin cannot use it from the browser either', async () => {
     const { context, page } = await signedIn()
+    // 127.0.0.2 is loopback too, but another site than 127.0.0.1 for the browser and another origin for the broker.
     const evil = Bun.serve({
       port: 0,
-      hostname: '127.0.0.1',
+      hostname: '127.0.0.2',
       fetch: () => new Response('<!doctype html><title>elsewhere</title>', { headers: { 'content-type': 'text/html' } }),
     })
     try {
       const before = await broker.lastSeq()
-      // localhost is another site than 127.0.0.1 for the browser, and another origin for the broker.
-      await page.goto(`http://localhost:${evil.port}/`)
+      await page.goto(`http://127.0.0.2:${evil.port}/`)
       const outcome = await page.evaluate(async (url) => {
         try {
           const response = await fetch(`${url}/talk`, {
@@ -251,7 +254,7 @@ describe('the session cookie', () => {
       evil.stop(true)
       await context.close()
     }
-  })
+  }, BROWSER_TEST_MS)
 
   test('signing out ends the session at once: the page asks for the token again and the old cookie is refused', async () => {
     const { context, page } = await signedIn()
@@ -265,7 +268,7 @@ describe('the session cookie', () => {
     } finally {
       await context.close()
     }
-  })
+  }, BROWSER_TEST_MS)
 })
 
 describe('/docs', () => {
@@ -292,5 +295,5 @@ describe('/docs', () => {
     } finally {
       await context.close()
     }
-  })
+  }, BROWSER_TEST_MS)
 })
