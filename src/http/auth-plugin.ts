@@ -91,8 +91,9 @@ export function authPlugin(access: Access) {
     }),
     /** `/conversations/:id/resume`: the operator, or a human partner named by `body.partnerId` (its token, or the operator's). */
     resumer: {
-      resolve({ headers, body }) {
-        const actor = actorOf(headers)
+      ...docs(OPERATOR, CONSOLE, PARTNER),
+      resolve({ headers, request, body }) {
+        const actor = actorOf(headers, request)
         const partnerId = (body as { partnerId?: string } | undefined)?.partnerId
         const denied = partnerId === undefined ? access.operatorOnly(actor) : access.actAs(actor, partnerId)
         return denied ? refuse(denied) : { actor, resumedBy: partnerId }
