@@ -2,6 +2,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
 import type { BrokerError, MessageView } from './broker-client.ts'
+import { plain } from './untrusted.ts'
 
 export function brokerDownText(brokerUrl: string, detail: string, tool: string): string {
   return (
@@ -50,7 +51,7 @@ export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: stri
 /** The refusals of conversation control, said plainly: what happened and what the model should do now. */
 function controlText(error: Extract<BrokerError, { kind: 'rejected' }>, self: string): string | null {
   const body = (error.body ?? {}) as { reason?: unknown; conversationId?: unknown; partnerId?: unknown; retry_after_s?: unknown }
-  const conversation = typeof body.conversationId === 'string' ? body.conversationId : 'that conversation'
+  const conversation = typeof body.conversationId === 'string' ? plain(body.conversationId) : 'that conversation'
   switch (body.reason) {
     case 'conversation_paused':
       return (
@@ -62,7 +63,7 @@ function controlText(error: Extract<BrokerError, { kind: 'rejected' }>, self: st
     case 'partner_retired':
       return body.partnerId === self
         ? `This partner ("${self}") was retired by the Duo operator: its token no longer works and it cannot talk, listen or register again under this id. Tell your human; only a new PARTNER_ID can join Duo again.`
-        : `Partner "${String(body.partnerId)}" was retired by the Duo operator: it no longer reads messages and cannot be messaged or added to groups. Its past messages stay in history. Call list_partners for the partners in service.`
+        : `Partner "${plain(String(body.partnerId))}" was retired by the Duo operator: it no longer reads messages and cannot be messaged or added to groups. Its past messages stay in history. Call list_partners for the partners in service.`
     case 'rate_limited': {
       const wait = typeof body.retry_after_s === 'number' ? `${body.retry_after_s} s` : 'a while'
       return `The broker is limiting how fast you send (${error.message}). Nothing was done. Wait ${wait} before trying again, and send less often.`
