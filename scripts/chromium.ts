@@ -18,7 +18,8 @@ const FLAGS = [
 
 export const haveChromium = () => existsSync(CHROMIUM)
 
-export function launchChromium(): Promise<Browser> {
+/** `extraArgs`: more Chromium flags, e.g. `--host-resolver-rules=MAP rebind.test 127.0.0.1` to play DNS rebinding. */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   if (!haveChromium()) throw new Error(`no Chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set DUO_CHROMIUM)`)
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS })
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...FLAGS, ...extraArgs] })
 }
