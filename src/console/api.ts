@@ -22,7 +22,9 @@ export type Conversation = {
   last_message_seq: number | null
   message_count: number
   participants: string[]
-  paused?: boolean
+  /** The loop guard stopped agents here; a human message or a resume lets them talk again. */
+  is_paused?: boolean
+  hops?: number
 }
 
 export type Message = {
@@ -95,10 +97,10 @@ export const api = {
     call<{ conversationId: string; seq: number }>('POST', '/talk', body),
   createGroup: (creatorId: string, name: string, participants: string[]) =>
     call<{ conversation: { id: string } }>('POST', '/conversations', { creatorId, name, participants }),
-  addMember: (conversationId: string, byId: string, partnerId: string) =>
-    call<unknown>('POST', `/conversations/${encodeURIComponent(conversationId)}/members`, { partnerId, byId }),
-  removeMember: (conversationId: string, partnerId: string) =>
-    call<unknown>('DELETE', `/conversations/${encodeURIComponent(conversationId)}/members/${encodeURIComponent(partnerId)}`),
-  pause: (conversationId: string) => call<unknown>('POST', `/conversations/${encodeURIComponent(conversationId)}/pause`, {}),
+  addMember: (conversationId: string, byId: string, member: string) =>
+    call<unknown>('POST', `/conversations/${encodeURIComponent(conversationId)}/members`, { partnerId: byId, members: [member] }),
+  removeMember: (conversationId: string, byId: string, member: string) =>
+    call<unknown>('DELETE', `/conversations/${encodeURIComponent(conversationId)}/members`, { partnerId: byId, members: [member] }),
+  /** As the operator (the session): no partner named. */
   resume: (conversationId: string) => call<unknown>('POST', `/conversations/${encodeURIComponent(conversationId)}/resume`, {}),
 }

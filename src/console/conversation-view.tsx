@@ -1,4 +1,4 @@
-// One conversation: its members (add, remove), pause and resume, a box to post as a human, and its messages newest first with delivery state.
+// One conversation: its members (add, remove), its loop-guard pause (resume), a box to post as a human, and its messages newest first with delivery state.
 import { useMemo, useState } from 'preact/hooks'
 import { api, type Conversation, type Message } from './api.ts'
 import type { ReceiptState, Store } from './store.ts'
@@ -51,7 +51,7 @@ function Members({ store, c }: { store: Store; c: Conversation }) {
               type="button"
               class="small"
               aria-label={`remove ${id}`}
-              onClick={() => void store.act(`remove ${id}`, () => api.removeMember(c.id, id))}
+              onClick={() => void store.act(`remove ${id}`, (byId) => api.removeMember(c.id, byId, id))}
             >
               ×
             </button>
@@ -93,13 +93,18 @@ export function ConversationView({ store }: { store: Store }) {
       <div class="conversation-head">
         <h2>{c.type === 'group' ? `# ${c.name ?? c.id}` : c.participants.join(' ↔ ')}</h2>
         <code class="muted">{c.id}</code>
-        {c.paused && <span class="badge paused">paused: agents wait for a human</span>}
-        <button type="button" class="small" onClick={() => void store.act('pause', () => api.pause(c.id))}>
-          Pause
-        </button>
-        <button type="button" class="small" onClick={() => void store.act('resume', () => api.resume(c.id))}>
-          Resume
-        </button>
+        {c.is_paused ? (
+          <>
+            <span class="badge paused" data-testid="paused">
+              paused by the loop guard: agents wait for a human
+            </span>
+            <button type="button" class="small" onClick={() => void store.act('resume', () => api.resume(c.id))}>
+              Resume
+            </button>
+          </>
+        ) : (
+          c.hops !== undefined && <span class="muted small" title="agent messages in a row since the last human message or resume">{c.hops} hops</span>
+        )}
       </div>
       <Members store={store} c={c} />
       <form

@@ -19,7 +19,7 @@ export function ConversationList({ store }: { store: Store }) {
               {c.type === 'group' ? `# ${c.name ?? c.id}` : c.participants.join(' ↔ ')}
             </button>
             <span class="count">{c.message_count}</span>
-            {c.paused && <span class="badge paused">paused</span>}
+            {c.is_paused && <span class="badge paused">paused</span>}
             {c.is_archived && <span class="badge">archived</span>}
           </li>
         ))}

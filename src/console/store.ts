@@ -163,6 +163,10 @@ export function createStore() {
         const receipts = new Map(state.receipts)
         for (const [seq, r] of receipts) if (typeof r === 'object' && 'conversationId' in r && r.conversationId === d.conversationId) receipts.delete(seq)
         patch.receipts = receipts
+        // Delivery moved (read positions, pushes, surfacing): the rows in view ask again, once per burst.
+        throttle('receipts', 200, () => {
+          for (const seq of wanted) void store.receipts(seq)
+        })
       }
     }
     if (event.type.startsWith('Partner') || event.type === 'NotificationsSwitched') throttle('partners', 150, refreshPartners)
@@ -220,7 +224,7 @@ export function createStore() {
     signal.addEventListener('abort', () => clearInterval(presence))
   }
 
-  return {
+  const store = {
     get: () => state,
     subscribe(listener: Listener): () => void {
       listeners.add(listener)
@@ -329,5 +333,6 @@ export function createStore() {
       }
     },
   }
+  return store
 }
 export type Store = ReturnType<typeof createStore>

@@ -24,7 +24,8 @@ export type Rejection =
   | { reason: 'partner_retired'; partnerId: string }
   | { reason: 'not_a_group'; conversationId: string }
   | { reason: 'too_many_groups'; partnerId: string; limit: number }
-  | { reason: 'not_human'; partnerId: string }
+  /** `action`: what only a person may do (absent: resuming a paused conversation). */
+  | { reason: 'not_human'; partnerId: string; action?: string }
   | { reason: 'rate_limited'; limit: string; retryAfterS: number }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; rejection: Rejection }
@@ -98,6 +99,8 @@ export type Command =
   | { kind: 'ack'; partnerId: string; cursor: number; conversationId?: string }
   | { kind: 'retire'; partnerId: string }
   | { kind: 'addMembers'; partnerId: string; conversationId: string; members: string[] }
+  /** `partnerId`: the human participant who takes `members` out of the group. */
+  | { kind: 'removeMembers'; partnerId: string; conversationId: string; members: string[] }
   | { kind: 'rename'; partnerId: string; conversationId: string; name: string }
   /** `partnerId`: the human participant who resumes; absent: the operator. */
   | { kind: 'resume'; conversationId: string; partnerId?: string }
@@ -119,6 +122,8 @@ type Decisions = {
   retire: { events: DuoEvent[] }
   /** `added`: the partners who joined (those already members are left out). */
   addMembers: { events: DuoEvent[]; added: string[] }
+  /** `removed`: the members taken out (ids that were not members are left out); `archived`: nobody is left. */
+  removeMembers: { events: DuoEvent[]; removed: string[]; archived: boolean }
   rename: { events: DuoEvent[] }
   /** `resumed`: whether the conversation was paused. */
   resume: { events: DuoEvent[]; resumed: boolean }
@@ -273,6 +278,8 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
       return decideRetire(command.partnerId, view)
     case 'addMembers':
       return decideAddMembers(command, view, rules)
+    case 'removeMembers':
+      return decideRemoveMembers(command, view)
     case 'rename': {
       const { partnerId, conversationId, name } = command
       const refused = unusable(view, partnerId) ?? groupOpenTo(view, conversationId, partnerId)
@@ -317,9 +324,22 @@ function firstThatCannotJoin(ids: string[], view: DecisionView, rules: Rules): R
   return null
 }
 
+/** Why a person may not change the group `conversationId`: unknown, direct or archived. A person need not be a member. */
+function groupOpenToHuman(view: DecisionView, conversationId: string): Rejection | null {
+  const conversation = view.conversation(conversationId)
+  if (!conversation) return { reason: 'unknown_conversation', conversationId }
+  if (conversation.type !== 'group') return { reason: 'not_a_group', conversationId }
+  return conversation.is_archived ? { reason: 'conversation_archived', conversationId } : null
+}
+
+const isHuman = (view: DecisionView, partnerId: string) => view.partner(partnerId)?.kind === 'human'
+
 function decideAddMembers(command: Extract<Command, { kind: 'addMembers' }>, view: DecisionView, rules: Rules): Result<Decision<'addMembers'>> {
   const { partnerId, conversationId } = command
-  const refused = unusable(view, partnerId) ?? groupOpenTo(view, conversationId, partnerId)
+  // A person oversees every group (as when talking): adding needs no membership of theirs.
+  const refused =
+    unusable(view, partnerId) ??
+    (isHuman(view, partnerId) ? groupOpenToHuman(view, conversationId) : groupOpenTo(view, conversationId, partnerId))
   if (refused) return refuse(refused)
   const added = [...new Set(command.members)].filter((id) => !view.isMember(conversationId, id))
   if (added.length === 0) return ok({ events: [], added })
@@ -328,6 +348,21 @@ function decideAddMembers(command: Extract<Command, { kind: 'addMembers' }>, vie
   const cannotJoin = firstThatCannotJoin(added, view, rules)
   if (cannotJoin) return refuse(cannotJoin)
   return ok({ added, events: [{ type: 'ParticipantsAdded', data: { conversationId, addedBy: partnerId, partnerIds: added } }] })
+}
+
+/** A person takes members out of a group (an agent only ever leaves by itself); the last one out archives it. */
+function decideRemoveMembers(command: Extract<Command, { kind: 'removeMembers' }>, view: DecisionView): Result<Decision<'removeMembers'>> {
+  const { partnerId, conversationId } = command
+  const refused = unusable(view, partnerId)
+  if (refused) return refuse(refused)
+  if (!isHuman(view, partnerId)) return refuse({ reason: 'not_human', partnerId, action: 'remove members from a group (an agent leaves by itself)' })
+  const closed = groupOpenToHuman(view, conversationId)
+  if (closed) return refuse(closed)
+  const removed = [...new Set(command.members)].filter((id) => view.isMember(conversationId, id))
+  const archived = removed.length > 0 && removed.length === view.members(conversationId).length
+  const events: DuoEvent[] = removed.map((id) => ({ type: 'ParticipantLeft', data: { conversationId, partnerId: id, removedBy: partnerId } }))
+  if (archived) events.push({ type: 'ConversationArchived', data: { conversationId } })
+  return ok({ events, removed, archived })
 }
 
 /**

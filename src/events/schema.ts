@@ -130,7 +130,12 @@ export const MessageSent = z.object({
 
 export const ParticipantLeft = z.object({
   type: z.literal('ParticipantLeft'),
-  data: z.object({ conversationId: ConversationId, partnerId: PartnerId }),
+  data: z.object({
+    conversationId: ConversationId,
+    partnerId: PartnerId,
+    /** Present when a person took the partner out of the group (absent: it left by itself, or was retired). */
+    removedBy: PartnerId.optional(),
+  }),
 })
 
 export const ConversationArchived = z.object({
@@ -242,6 +247,16 @@ export const AddMembersInput = z.object({
     .describe('Partner ids to add to the group'),
 })
 export type AddMembersInput = z.infer<typeof AddMembersInput>
+
+export const RemoveMembersInput = z.object({
+  partnerId: PartnerId.describe('The human participant who removes (the operator speaks as one)'),
+  members: z
+    .array(PartnerId)
+    .min(1, 'name at least one member to remove')
+    .max(LIMITS.groupMembersMax, `a group has at most ${LIMITS.groupMembersMax} members`)
+    .describe('Member ids to take out of the group'),
+})
+export type RemoveMembersInput = z.infer<typeof RemoveMembersInput>
 
 export const RenameInput = z.object({
   partnerId: PartnerId.describe('The member who renames (acting partner)'),

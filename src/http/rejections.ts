@@ -80,7 +80,7 @@ export function explain(r: Rejection): string {
     case 'too_many_groups':
       return `partner "${r.partnerId}" is already in ${r.limit} groups, the most allowed (DUO_MAX_GROUPS_PER_PARTNER)`
     case 'not_human':
-      return `partner "${r.partnerId}" is an agent; only a human participant or the operator can resume a paused conversation`
+      return `partner "${r.partnerId}" is an agent; only a human participant or the operator can ${r.action ?? 'resume a paused conversation'}`
     case 'rate_limited':
       return `too many requests: ${r.limit}; try again in ${r.retryAfterS} s`
     default: {

@@ -102,6 +102,12 @@ export const MembersResponse = z.object({
   added: z.array(z.string()).describe('Partners who joined (those already members are left out)'),
   conversation: ControlledConversation,
 })
+export const RemoveMembersResponse = z.object({
+  success: z.literal(true),
+  removed: z.array(z.string()).describe('Members taken out (ids that were not members are left out)'),
+  archived: z.boolean().describe('True when nobody is left: the group is archived'),
+  conversation: ControlledConversation,
+})
 export const RenameResponse = z.object({ success: z.literal(true), conversation: ControlledConversation })
 export const ResumeResponse = z.object({
   success: z.literal(true),
@@ -146,7 +152,7 @@ export const EventsPage = z.object({
 })
 
 /** The operator's list of every conversation (the console): members by id and how many messages each holds. */
-export const OperatorConversation = ConversationView.extend({
+export const OperatorConversation = ControlledConversation.extend({
   last_message_seq: z.number().int().nullable(),
   message_count: z.number().int(),
   participants: z.array(z.string()).describe('Current members, by id'),

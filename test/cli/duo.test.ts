@@ -28,7 +28,8 @@ async function duo(args: string[], env: Record<string, string> = {}): Promise<Ru
 }
 
 beforeAll(async () => {
-  broker = await startSecureBroker()
+  // The loop guard at 2 agent messages in a row, so `resume` has a pause to lift.
+  broker = await startSecureBroker({ maxHops: 2 })
   home = mkdtempSync(join(tmpdir(), 'duo-cli-'))
   file = join(home, 'config', 'duo', 'cli.json')
   alice = await broker.register('alice')
@@ -114,6 +115,21 @@ describe('speaking as a person', () => {
     expect(lines[3]).toMatch(/^#4 .* MessageSent alice → direct_alice_bob: agents talking$/)
     const json = await duo(['log', '--after', '0', '--limit', '2', '--json'])
     expect(json.stdout.trim().split('\n').map((line) => JSON.parse(line).seq)).toEqual([1, 2])
+  })
+})
+
+describe('resume', () => {
+  test('lifts the loop guard’s pause, and says so', async () => {
+    const talk = (token: string, fromId: string, to: string) =>
+      broker.call('POST', '/talk', { token, body: { fromId, to, content: `reflex from ${fromId}` } })
+    expect((await talk(alice, 'alice', 'bob')).status).toBe(200)
+    expect((await talk(bob, 'bob', 'alice')).status).toBe(200)
+    const paused = await talk(alice, 'alice', 'bob')
+    expect(paused.body.reason).toBe('conversation_paused')
+    const run = await duo(['resume', 'direct_alice_bob'])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toBe('resumed direct_alice_bob\n')
+    expect((await talk(alice, 'alice', 'bob')).status).toBe(200)
   })
 })
 

@@ -1,6 +1,7 @@
 // The web console in real headless Chromium against a real token-mode broker: sign-in, live views, acting as a human, and what a page may not do.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { NO_RATE_LIMITS } from '../../src/http/rate-limits.ts'
 import { type SecureBroker, startSecureBroker } from '../http/secure-harness.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 
@@ -14,7 +15,8 @@ const tokens: Record<string, string> = {}
 const requested: string[] = []
 
 beforeAll(async () => {
-  ;[broker, browser] = await Promise.all([startSecureBroker(), launchChromium()])
+  // The loop guard at 3 agent messages, so a pause is quick to reach; no rate limits (one test sends thousands).
+  ;[broker, browser] = await Promise.all([startSecureBroker({ maxHops: 3, rateLimits: NO_RATE_LIMITS }), launchChromium()])
   browser.on('disconnected', () => closing || console.error('console test: the browser went away'))
   for (const id of ['alice', 'bob', 'carol']) tokens[id] = await broker.register(id)
   await broker.call('POST', '/talk', { token: tokens.alice, body: { fromId: 'alice', to: 'bob', content: 'hello bob' } })
@@ -190,6 +192,77 @@ describe('signed in', () => {
     for (const text of inConversation) expect(text).toContain('"conversationId":"direct_alice_bob"')
     await page.selectOption('select[aria-label="filter by type"]', '')
     await page.fill('input[aria-label="filter by conversation"]', '')
+  }, BROWSER_TEST_MS)
+
+  test('a conversation of thousands of messages keeps only the rows in view in the page, and pages older ones in on scroll', async () => {
+    await broker.call('POST', '/talk', { token: tokens.carol, body: { fromId: 'carol', to: 'bob', content: 'bulk start' } })
+    // Sent by the person (the operator speaking as "human"): the loop guard counts only agents.
+    for (let from = 0; from < 2500; from += 250)
+      await Promise.all(
+        Array.from({ length: 250 }, (_, i) =>
+          broker.call('POST', '/talk', {
+            token: broker.adminToken,
+            body: { fromId: 'human', conversationId: 'direct_bob_carol', content: `bulk ${from + i}` },
+          }),
+        ),
+      )
+    await openConversation(page, 'direct_bob_carol')
+    await page.waitForSelector('.message:has-text("bulk 2499")')
+    const list = 'section.conversation .vlist'
+    const rows = () => page.$$eval(`${list} .message`, (found) => found.length)
+    const height = () => page.$eval(`${list} > div`, (inner) => (inner as any).offsetHeight as number)
+    expect(await rows()).toBeLessThan(60)
+    const firstPage = await height()
+    // To the oldest loaded message: the next page comes in, and still only the rows in view are in the page.
+    await page.$eval(list, (box) => {
+      ;(box as any).scrollTop = (box as any).scrollHeight
+    })
+    await page.waitForFunction(
+      ([selector, before]) => (globalThis as any).document.querySelector(selector).offsetHeight > before,
+      [`${list} > div`, firstPage] as const,
+      { timeout: 10_000 },
+    )
+    expect(await height()).toBeGreaterThan(firstPage)
+    expect(await rows()).toBeLessThan(60)
+  }, BROWSER_TEST_MS)
+
+  test('a conversation the loop guard paused shows it, and Resume lets its agents talk again', async () => {
+    const say = (content: string) =>
+      broker.call('POST', '/talk', { token: tokens.alice, body: { fromId: 'alice', to: 'carol', content } })
+    for (const n of [1, 2, 3]) expect((await say(`reflex ${n}`)).status).toBe(200)
+    const refused = await say('reflex 4')
+    expect(refused.status).toBe(409)
+    expect(refused.body.reason).toBe('conversation_paused')
+    await openConversation(page, 'direct_alice_carol')
+    await page.waitForSelector('[data-testid=paused]')
+    await page.click('section.conversation button:text("Resume")')
+    await page.waitForSelector('[data-testid=paused]', { state: 'detached' })
+    expect((await say('after the resume')).status).toBe(200)
+    const resumed = await broker.call('GET', '/events?type=ConversationResumed', { token: broker.adminToken })
+    expect(resumed.body.events.at(-1).data).toMatchObject({ conversationId: 'direct_alice_carol' })
+  }, BROWSER_TEST_MS)
+
+  test("changes a group's members as a person, without being one of them", async () => {
+    const created = await broker.call('POST', '/conversations', {
+      token: tokens.alice,
+      body: { creatorId: 'alice', name: 'Agents only', participants: ['bob'] },
+    })
+    const id = created.body.conversation.id as string
+    await page.waitForSelector(`[data-conversation="${id}"]`)
+    await openConversation(page, id)
+    await page.fill('input[aria-label="add member"]', 'carol')
+    await page.click('form.inline button[type=submit]')
+    await page.waitForSelector('.member:has-text("carol")')
+    await page.click('button[aria-label="remove bob"]')
+    await page.waitForSelector('.member:has-text("bob")', { state: 'detached' })
+    const members = await broker.call('GET', `/conversations/${id}/participants`, { token: broker.adminToken })
+    expect(members.body.participants.map((p: any) => p.id).sort()).toEqual(['alice', 'carol'])
+    const log = await broker.call('GET', `/events?after=0&limit=1000&conversation=${id}`, { token: broker.adminToken })
+    const changes = log.body.events.filter((e: any) => e.type === 'ParticipantsAdded' || e.type === 'ParticipantLeft')
+    expect(changes.map((e: any) => [e.type, e.data])).toEqual([
+      ['ParticipantsAdded', { conversationId: id, addedBy: 'human', partnerIds: ['carol'] }],
+      ['ParticipantLeft', { conversationId: id, partnerId: 'bob', removedBy: 'human' }],
+    ])
   }, BROWSER_TEST_MS)
 
   test('no page error, and no request ever left the broker’s origin', () => {

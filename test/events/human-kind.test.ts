@@ -15,7 +15,7 @@ async function given(...history: DuoEvent[]) {
   stores.push(store)
   if (history.length > 0) await store.log.transact(() => store.log.append(history))
   const view = decisionView(store.views, store.log.lastSeq)
-  return { store, when: (command: Command) => decide(command, view, store.rules) }
+  return { store, when: <C extends Command>(command: C) => decide(command, view, store.rules) }
 }
 
 const agent = (partnerId: string): DuoEvent => ({ type: 'PartnerRegistered', data: { partnerId, name: partnerId, projectPath: null } })
@@ -73,5 +73,68 @@ describe('a human talking', () => {
       { type: 'MessageSent', data: { conversationId: 'direct_a_pat', fromId: 'pat', content: 'hello', fromKind: 'human' } },
     )
     expect(store.views.messages.visibleAfter('a', 0, 10).map((m) => [m.from_id, m.from_kind])).toEqual([['pat', 'human']])
+  })
+})
+
+const group = (conversationId: string, members: string[]): DuoEvent => ({
+  type: 'ConversationCreated',
+  data: { conversationId, kind: 'group', name: 'Team', createdBy: members[0]!, participants: members },
+})
+
+describe("a person changing a group's members", () => {
+  test('adds members without being one', async () => {
+    const { when } = await given(agent('a'), agent('b'), agent('c'), human('pat'), group('g1', ['a', 'b']))
+    const result = when({ kind: 'addMembers', partnerId: 'pat', conversationId: 'g1', members: ['c'] })
+    expect(result.ok && result.value.events).toEqual([
+      { type: 'ParticipantsAdded', data: { conversationId: 'g1', addedBy: 'pat', partnerIds: ['c'] } },
+    ])
+  })
+
+  test('removes members, each recorded as a departure by the person; ids that are not members are left out', async () => {
+    const { when } = await given(agent('a'), agent('b'), agent('c'), human('pat'), group('g1', ['a', 'b', 'c']))
+    const result = when({ kind: 'removeMembers', partnerId: 'pat', conversationId: 'g1', members: ['b', 'c', 'nobody', 'b'] })
+    expect(result).toEqual({
+      ok: true,
+      value: {
+        removed: ['b', 'c'],
+        archived: false,
+        events: [
+          { type: 'ParticipantLeft', data: { conversationId: 'g1', partnerId: 'b', removedBy: 'pat' } },
+          { type: 'ParticipantLeft', data: { conversationId: 'g1', partnerId: 'c', removedBy: 'pat' } },
+        ],
+      },
+    })
+  })
+
+  test('removing everyone archives the group', async () => {
+    const { when } = await given(agent('a'), agent('b'), human('pat'), group('g1', ['a', 'b']))
+    const result = when({ kind: 'removeMembers', partnerId: 'pat', conversationId: 'g1', members: ['a', 'b'] })
+    expect(result.ok && result.value.archived).toBe(true)
+    expect(result.ok && result.value.events.at(-1)).toEqual({ type: 'ConversationArchived', data: { conversationId: 'g1' } })
+  })
+
+  test('an agent cannot remove others: not_human', async () => {
+    const { when } = await given(agent('a'), agent('b'), group('g1', ['a', 'b']))
+    const result = when({ kind: 'removeMembers', partnerId: 'a', conversationId: 'g1', members: ['b'] })
+    expect(result.ok === false && result.rejection).toMatchObject({ reason: 'not_human', partnerId: 'a' })
+  })
+
+  test('a direct conversation has no members to remove: not_a_group', async () => {
+    const { when } = await given(agent('a'), agent('b'), human('pat'), direct('direct_a_b', 'a', 'b'))
+    expect(when({ kind: 'removeMembers', partnerId: 'pat', conversationId: 'direct_a_b', members: ['a'] })).toEqual({
+      ok: false,
+      rejection: { reason: 'not_a_group', conversationId: 'direct_a_b' },
+    })
+  })
+
+  test('the views forget a removed member', async () => {
+    const { store } = await given(
+      agent('a'),
+      agent('b'),
+      human('pat'),
+      group('g1', ['a', 'b']),
+      { type: 'ParticipantLeft', data: { conversationId: 'g1', partnerId: 'b', removedBy: 'pat' } },
+    )
+    expect(store.views.conversations.members('g1')).toEqual(['a'])
   })
 })

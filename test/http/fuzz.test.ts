@@ -301,6 +301,23 @@ const templates = (ctx: Context): Template[] => [
     ],
   },
   {
+    name: 'remove members',
+    method: 'DELETE',
+    actor: 'alice',
+    path: () => `/conversations/${ctx.group}/members`,
+    pathWithParam: (p) => `/conversations/${p}/members`,
+    // An agent removing others: refused as such (only a person removes members), so every mutation is a refusal too.
+    body: () => ({ partnerId: 'alice', members: ['bob'] }),
+    required: ['partnerId', 'members'],
+    types: { partnerId: 'string', members: 'array' },
+    idFields: ['partnerId'],
+    overlimit: [() => ['members', []], () => ['members', Array.from({ length: 101 }, (_, i) => `m${i}`)]],
+    semantic: [
+      () => ({ path: '/conversations/direct_alice_bob/members', defect: 'members of a direct conversation' }),
+      () => ({ path: '/conversations/group_nope/members', defect: 'unknown conversation' }),
+    ],
+  },
+  {
     name: 'rename',
     method: 'POST',
     actor: 'alice',

@@ -83,3 +83,29 @@ describe('the operator speaking as a human', () => {
     expect(refused.body.reason).toBe('not_a_participant')
   })
 })
+
+describe('DELETE /conversations/:id/members', () => {
+  test('the operator, as a person, takes a member out; an agent is refused with not_human; the log is unchanged by refusals', async () => {
+    const group = await broker.call('POST', '/conversations', {
+      token: alice,
+      body: { creatorId: 'alice', name: 'Pair', participants: ['bob'] },
+    })
+    const id = group.body.conversation.id
+    const before = await broker.lastSeq()
+    const byAgent = await broker.call('DELETE', `/conversations/${id}/members`, { token: alice, body: { partnerId: 'alice', members: ['bob'] } })
+    expect(byAgent.status).toBe(403)
+    expect(byAgent.body.reason).toBe('not_human')
+    expect(byAgent.body.error).toContain('only a human participant or the operator can remove members')
+    const empty = await broker.call('DELETE', `/conversations/${id}/members`, { token: broker.adminToken, body: { partnerId: 'pat', members: [] } })
+    expect(empty.status).toBe(400)
+    expect(await broker.lastSeq()).toBe(before)
+    const removed = await broker.call('DELETE', `/conversations/${id}/members`, {
+      token: broker.adminToken,
+      body: { partnerId: 'pat', members: ['bob'] },
+    })
+    expect(removed.status).toBe(200)
+    expect(removed.body).toMatchObject({ success: true, removed: ['bob'], archived: false, conversation: { id } })
+    const members = await broker.call('GET', `/conversations/${id}/participants`, { token: alice })
+    expect(members.body.participants.map((p: any) => p.id)).toEqual(['alice'])
+  })
+})

@@ -32,7 +32,7 @@ commands:
   watch              a live, readable tail of conversations (Ctrl-C to stop)
   partners           partners with their kind and how they can be reached
   log                the event log, readable, from a cursor (--follow stays live)
-  pause / resume CONVERSATION   stop or restart agents' talk in a conversation (loop guard)
+  resume CONVERSATION  let agents talk again where the loop guard paused them
 
 ${COMMON}
 The identity lives in ${identityPath()} (DUO_CLI_FILE overrides it).`
@@ -279,23 +279,24 @@ ${COMMON}`,
     },
   },
 
-  pause: conversationControl('pause', 'Pauses a conversation: agents there are refused until a person resumes it.'),
-  resume: conversationControl('resume', 'Resumes a paused conversation: its agents may talk again.'),
-}
-
-function conversationControl(action: 'pause' | 'resume', what: string): Command {
-  return {
+  resume: {
     flags: {},
-    help: `usage: bun run duo ${action} CONVERSATION\n\n${what} (The loop guard's endpoint; a broker without it says so.)\n${COMMON}`,
+    help: `usage: bun run duo resume CONVERSATION
+
+Resumes a conversation the loop guard paused (DUO_MAX_HOPS agent messages in a row with no human
+message): its agents may talk again. Sending a message into it as yourself resumes it too.
+${COMMON}`,
     async run(c) {
       const { identity, broker } = session(c)
       const id = word(c, 0, 'a conversation id')
-      const answer = await broker.post<unknown>(`/conversations/${encodeURIComponent(id)}/${action}`, identity.operatorToken ?? identity.token, {
-        partnerId: identity.partnerId,
-      })
+      const answer = await broker.post<{ resumed: boolean }>(
+        `/conversations/${encodeURIComponent(id)}/resume`,
+        identity.token ?? identity.operatorToken,
+        { partnerId: identity.partnerId },
+      )
       if (c.json) c.out(JSON.stringify(answer))
-      else c.out(`${action === 'pause' ? 'paused' : 'resumed'} ${id}`)
+      else c.out(answer.resumed ? `resumed ${id}` : `${id} was not paused; its count of agent messages starts over`)
       return 0
     },
-  }
+  },
 }

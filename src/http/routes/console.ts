@@ -79,6 +79,8 @@ export function consoleRoutes({ store, config, adminToken, now }: BrokerDeps, ac
       () => ({
         conversations: views.conversations.everyOne(10_000).map((c) => ({
             ...conversationJson(c),
+            is_paused: c.is_paused === 1,
+            hops: c.hops,
             last_message_seq: c.last_message_seq,
             message_count: c.message_count,
             participants: c.participants,

@@ -1,6 +1,6 @@
 // Talking and conversations: talk, create a group, list, leave, history, participants. Auth: `{ actAs: 'body.fromId' }` (or the field naming the acting partner), `{ member: 'params.id' }` to read one conversation.
 import { Elysia } from 'elysia'
-import { AddMembersInput, CreateGroupInput, RenameInput, TalkInput } from '../../events/schema.ts'
+import { AddMembersInput, CreateGroupInput, RemoveMembersInput, RenameInput, TalkInput } from '../../events/schema.ts'
 import type { ConversationRow } from '../../projections/conversations.ts'
 import {
   ConversationsResponse,
@@ -8,6 +8,7 @@ import {
   HistoryResponse,
   LeaveResponse,
   MembersResponse,
+  RemoveMembersResponse,
   ParticipantsResponse,
   RenameResponse,
   ResumeResponse,
@@ -140,6 +141,22 @@ export function conversationRoutes({ store, newGroupId, limits }: BrokerDeps, ac
         body: AddMembersInput,
         response: { 200: MembersResponse },
         detail: { summary: 'A member adds partners to a group (one who left may be added back)' },
+      },
+    )
+    .delete(
+      '/conversations/:id/members',
+      async ({ params, partnerId, body }) => {
+        const result = await commands.execute({ kind: 'removeMembers', partnerId, conversationId: params.id, members: body.members })
+        if (!result.ok) return rejected(result.rejection)
+        const { removed, archived } = result.value.decision
+        return { success: true as const, removed, archived, conversation: current(params.id) }
+      },
+      {
+        actAs: 'body.partnerId',
+        params: ConversationParams,
+        body: RemoveMembersInput,
+        response: { 200: RemoveMembersResponse },
+        detail: { summary: 'A person (a human partner, or the operator as one) takes members out of a group' },
       },
     )
     .post(
