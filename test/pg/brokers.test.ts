@@ -88,6 +88,20 @@ describe('three brokers in open mode', () => {
     await stream.cancel()
   })
 
+  test("the operator's event stream on one broker shows events committed through the others, in seq order", async () => {
+    const [a, b, c] = brokers as [TestBroker, TestBroker, TestBroker]
+    const controller = new AbortController()
+    const from = await a.lastSeq()
+    const stream = readSse(await fetch(`${a.url}/events/stream?after=${from}`, { signal: controller.signal }))
+    await stream.until((frames) => frames.some((f) => f.comment === 'connected'))
+    const sent = [await b.talk('alice', { to: 'bob' }, 'via b'), await c.talk('bob', { to: 'alice' }, 'via c')]
+    await stream.until((frames) => frames.some((f) => f.id === String(sent[1]!.seq)), 10_000)
+    const seqs = stream.data<{ seq: number }>().map((e) => e.seq)
+    expect(seqs).toEqual(Array.from({ length: sent[1]!.seq - from }, (_, i) => from + 1 + i))
+    controller.abort()
+    await stream.cancel()
+  })
+
   test('a cursor handed out by one broker is resumed at once by another', async () => {
     const [a, b] = [brokers[0]!, brokers[1]!]
     const sent = await a.talk('alice', { to: 'carol' }, 'resume me elsewhere')
