@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chainHash } from '../../src/events/log.ts'
 import { openPgStore } from '../../src/pg/store.ts'
-import { generateLog, runTool } from '../cli/run.ts'
+import { follow, generateLog, runTool } from '../cli/run.ts'
 import { freshDatabase, type TestDatabase } from './helpers.ts'
 
 const EVENTS = 3000
@@ -81,11 +81,29 @@ describe('copy-log, then the tools on the copy', () => {
     }
   })
 
+  test('replay --follow prints what brokers append to the shared log, and stops cleanly on SIGTERM', async () => {
+    const tail = follow('src/cli/replay.ts', ['--follow', '--db', database.url, '--after', String(EVENTS - 1)])
+    try {
+      await tail.waitFor((line) => line.startsWith(`{"seq":${EVENTS + 1},`))
+      const store = await openPgStore({ url: database.url })
+      await store.commands.execute({ kind: 'setStatus', partnerId: 'newcomer', message: 'followed' })
+      await store.close()
+      await tail.waitFor((line) => line.startsWith(`{"seq":${EVENTS + 2},`), 5000)
+      tail.proc.kill('SIGTERM')
+      expect(await tail.ended()).toBe(0)
+      const lines = tail.lines.filter((l) => l !== '').map((l) => JSON.parse(l))
+      expect(lines.map((e) => e.seq)).toEqual([EVENTS, EVENTS + 1, EVENTS + 2])
+      expect(lines[2]).toMatchObject({ type: 'PartnerStatusChanged', data: { message: 'followed' } })
+    } finally {
+      tail.proc.kill('SIGKILL')
+    }
+  })
+
   test('backup writes the shared log to an SQLite file that audits clean and holds the same events', async () => {
     const out = join(dir, 'backup.db')
     const run = runTool('src/cli/backup.ts', ['--db', database.url, '--out', out])
     expect(run.exitCode).toBe(0)
-    expect(run.stdout).toContain(`${EVENTS + 1} events copied`)
+    expect(run.stdout).toContain(`${EVENTS + 2} events copied`)
     expect(sqliteRows(out)).toEqual(await pgRows())
     const audit = runTool('src/cli/audit.ts', ['--db', out])
     expect(audit.stdout).toContain('audit passed')
