@@ -7,7 +7,9 @@ import { killAll } from './procs.ts'
 import { jsonLine, type Outcome, table } from './report.ts'
 import { consoleView } from './scenarios/console.ts'
 import { delivery, fanout20 } from './scenarios/delivery.ts'
+import { hostile } from './scenarios/hostile.ts'
 import { postgres } from './scenarios/postgres.ts'
+import { publicEndpoints } from './scenarios/public.ts'
 import { scale } from './scenarios/scale.ts'
 import { seedFanout20, seedPingPong } from './scenarios/seed-wire.ts'
 import { fanoutSse, idle } from './scenarios/streams.ts'
@@ -24,6 +26,8 @@ const SCENARIOS: Record<string, Scenario> = {
   idle,
   scale,
   console: consoleView,
+  hostile,
+  public: publicEndpoints,
 }
 /** Run by `--postgres` (or `--only postgres`), not by default: it needs a PostgreSQL server. */
 const OPTIONAL: Record<string, Scenario> = { postgres }
