@@ -1,59 +1,48 @@
-// One broker per SQLite file: a lock file beside the log names the broker process that serves it.
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
-import { hostname } from 'node:os'
+// One broker per SQLite file: an OS-level lock on a file beside the log, held for the broker's lifetime.
+import { Database } from 'bun:sqlite'
+import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { ownerOnlyFile } from './store.ts'
 
 /** Another live broker serves this file; the message is the one line the broker prints. */
 export class LogInUseError extends Error {}
 
-const alive = (pid: number): boolean => {
+/** The process holding a POSIX lock on `file`, from /proc/locks (Linux); undefined where that is not known. */
+function lockHolder(file: string): number | undefined {
   try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else.
-    return (error as { code?: string }).code === 'EPERM'
-  }
+    const { ino } = statSync(file)
+    for (const line of readFileSync('/proc/locks', 'utf8').split('\n')) {
+      const fields = line.trim().split(/\s+/)
+      // "1: POSIX  ADVISORY  WRITE 4242 08:01:1234 1073741824 1073742335"
+      if (fields[1] === 'POSIX' && fields[5]?.endsWith(`:${ino}`)) return Number(fields[4])
+    }
+  } catch {}
+  return undefined
 }
 
 /**
- * Takes `<db>.broker-lock` for this process, or throws LogInUseError when a live broker on this host holds
- * it. The file is created exclusively, so two brokers starting together cannot both win; a lock left by a
- * broker that was killed (its pid gone) is taken over. Returns the release, called when the broker stops.
- * Read-only tools (replay, audit, backup) take no lock and keep working beside the broker.
+ * Holds `<db>.lock` with an exclusive SQLite lock (an fcntl lock of the OS) until the returned release is
+ * called or the process ends, however it ends (SIGKILL included): a second broker on the same log file,
+ * in this process or another, is refused with LogInUseError. The log file itself is not locked, so the
+ * read-only tools (replay, audit, backup) keep working beside the broker.
  */
 export function lockLogFile(dbPath: string): () => void {
-  const file = `${resolve(dbPath)}.broker-lock`
-  // The nonce tells this opening from a later one of the same process: each release removes only its own lock.
-  const me = `${process.pid} ${hostname()} ${Math.random().toString(36).slice(2)}\n`
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(file, 'wx', 0o600)
-      writeSync(fd, me)
-      closeSync(fd)
-      return () => {
-        try {
-          if (readFileSync(file, 'utf8') === me) unlinkSync(file)
-        } catch {}
-      }
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'EEXIST') throw error
-    }
-    let holder = ''
-    try {
-      holder = readFileSync(file, 'utf8')
-    } catch {
-      continue
-    }
-    const [pid, host] = holder.trim().split(' ')
-    if (host === hostname() && Number(pid) > 0 && alive(Number(pid)))
-      throw new LogInUseError(
-        `another broker (pid ${pid}) is serving ${dbPath}; stop it first (several brokers can share one log on PostgreSQL: DUO_DB=postgres://…)`,
-      )
-    // Left by a broker that is gone (or unreadable): take it over.
-    try {
-      unlinkSync(file)
-    } catch {}
+  const file = `${resolve(dbPath)}.lock`
+  ownerOnlyFile(file)
+  const lock = new Database(file, { strict: true })
+  try {
+    lock.run('PRAGMA busy_timeout = 0')
+    lock.run('PRAGMA locking_mode = EXCLUSIVE')
+    // In exclusive locking mode the lock this write transaction takes is kept after its commit.
+    lock.run('BEGIN EXCLUSIVE')
+    lock.run('COMMIT')
+  } catch (error) {
+    lock.close()
+    if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error
+    const pid = lockHolder(file)
+    throw new LogInUseError(
+      `another broker${pid ? ` (pid ${pid})` : ''} is serving ${dbPath}; stop it first (several brokers can share one log on PostgreSQL: DUO_DB=postgres://…)`,
+    )
   }
-  throw new LogInUseError(`cannot take the lock ${file} for ${dbPath}`)
+  return () => lock.close()
 }

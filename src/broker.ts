@@ -44,7 +44,8 @@ try {
 }
 
 const db = isPostgresUrl(config.dbPath) ? `${redactUrl(config.dbPath)} (shared)` : `${config.dbPath}, sync: ${config.sync}`
-console.log(`duo broker listening on ${broker.url} (auth: ${config.auth}, db: ${db})`)
+console.log(`duo broker listening on ${broker.url} (auth: ${config.auth}, db: ${db}, broker id: ${broker.brokerId})`)
+if (broker.warning) console.error(`duo broker: warning: ${broker.warning}`)
 if (broker.adminTokenInDatabase) console.log('operator token: kept in the shared database (SELECT token FROM duo_operator)')
 else if (broker.adminTokenFile) console.log(`operator token file: ${broker.adminTokenFile}`)
 else if (!config.adminToken) console.log(`operator token (this run only): ${broker.adminToken}`)

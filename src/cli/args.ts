@@ -1,7 +1,7 @@
 // Command-line plumbing shared by the CLI tools: flags, the database path, and one-line failures (exit 2).
 import type { Database } from 'bun:sqlite'
 import { existsSync, statSync } from 'node:fs'
-import { openReadOnly } from '../store.ts'
+import { DEFAULT_DB_PATH, openReadOnly } from '../store.ts'
 
 /** A mistake of the caller's (bad flag, missing file): reported as one line, never a stack trace. */
 export class UsageError extends Error {}
@@ -39,9 +39,9 @@ export function integerFlag(name: string, value: string | undefined, min = 0): n
   return n
 }
 
-/** The database path: the flag, else `DUO_DB`, else `./data/duo.db`. */
+/** The database path: the flag, else `DUO_DB`, else `data/duo.db` in the Duo repository (as the broker's). */
 export function dbPathFrom(flag: string | undefined): string {
-  return flag ?? process.env.DUO_DB ?? './data/duo.db'
+  return flag ?? (process.env.DUO_DB?.trim() || DEFAULT_DB_PATH)
 }
 
 /** Refuses paths that name no existing database file; reading must never create one. */

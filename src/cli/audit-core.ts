@@ -25,6 +25,11 @@ export type AuditReport = {
   ok: boolean
 }
 
+/** The file exists but SQLite cannot read it as a database (corrupt, truncated, not SQLite at all). */
+export class DamagedLogError extends Error {}
+
+const DAMAGED = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB'])
+
 export type AuditOptions = { pageRows?: number; sampleRows?: number }
 
 // bun:sqlite enables URI file names only when asked through the open flags; `mode=ro` then keeps the
@@ -85,6 +90,7 @@ function attachLive(db: Database, path: string): Set<string> {
     const tables = db.query<{ name: string }, []>("SELECT name FROM live.sqlite_master WHERE type = 'table'").all()
     return new Set(tables.map((r) => r.name))
   } catch (error) {
+    if (DAMAGED.has((error as { code?: string }).code ?? '')) throw new DamagedLogError((error as Error).message)
     throw new UsageError(`cannot read ${path}: ${(error as Error).message}`)
   }
 }

@@ -1,7 +1,7 @@
 // `bun run audit`: verifies the log file (sequence, hash chain, schemas, projections) and prints a summary.
 import { dbPathFrom, parseFlags, runCli } from './args.ts'
 import { isPostgresUrl } from '../pg/schema.ts'
-import { auditFile, formatReport } from './audit-core.ts'
+import { auditFile, DamagedLogError, formatReport } from './audit-core.ts'
 import { auditShared } from './shared-log.ts'
 
 const USAGE = 'usage: bun run audit [--db PATH|postgres://…]'
@@ -12,8 +12,17 @@ async function audit(argv: string[]): Promise<number> {
     console.log(USAGE)
     return 0
   }
-  const db = dbPathFrom(flags.db)
-  const report = isPostgresUrl(db) ? await auditShared(db) : await auditFile(db)
+  const path = dbPathFrom(flags.db)
+  let report
+  try {
+    report = isPostgresUrl(path) ? await auditShared(path) : await auditFile(path)
+  } catch (error) {
+    // A file that exists but cannot be read as a log (corrupt, truncated, not SQLite) is a failed audit (exit 1),
+    // not a mistake in the command (exit 2, which runCli gives to usage errors).
+    if (!isPostgresUrl(path) && (error instanceof DamagedLogError || (error as Error)?.name === 'SQLiteError'))
+      throw new Error(`${path} is damaged: ${(error as Error).message.replace(/^cannot read [^:]*: /, '')}`)
+    throw error
+  }
   console.log(formatReport(report))
   return report.ok ? 0 : 1
 }

@@ -27,6 +27,16 @@ await runCli('duo copy-log', async () => {
     const { added, present } = await copySqliteToPg(source, sql).catch((error) => {
       throw new UsageError((error as Error).message)
     })
+    // A first copy makes the shared log the same log as the file: it takes the file's broker id (a file from
+    // before broker ids has none to give). Partners then keep their tokens when they move over.
+    const identity = (() => {
+      try {
+        return source.query<{ broker_id: string }, []>('SELECT broker_id FROM log_identity').get()
+      } catch {
+        return null
+      }
+    })()
+    if (identity && present === 0) await sql`UPDATE log_identity SET broker_id = ${identity.broker_id}`
     const ms = Math.round(performance.now() - started)
     console.log(
       `duo copy-log: ${added} events copied from ${flags.from} to ${redactUrl(flags.to)} in ${ms} ms` +

@@ -27,6 +27,8 @@ export type Rejection =
   /** `action`: what only a person may do (absent: resuming a paused conversation). */
   | { reason: 'not_human'; partnerId: string; action?: string }
   | { reason: 'rate_limited'; limit: string; retryAfterS: number }
+  // Refusals of the broker's own state rather than of the request (HTTP 503, retry later).
+  | { reason: 'broker_busy'; pendingBytes: number }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; rejection: Rejection }
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value })

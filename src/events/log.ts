@@ -1,10 +1,14 @@
 // The append-only event log in bun:sqlite: hash-chained appends with group commit, cursor reads, commit listeners.
 import type { Database, Statement } from 'bun:sqlite'
 import { migrate } from './migrate.ts'
+import { fitByBytes, type SeqPage } from './pages.ts'
 import { DuoEvent, type Envelope } from './schema.ts'
 
 export const GENESIS_HASH = '0'.repeat(64)
 const BATCH_MAX = 2000
+const ROW = 'seq, type, at, data, hash'
+// octet_length reads a row's length from its header, not its overflow pages: sizing a page costs no content read.
+const SIZE = 'seq, octet_length(data) AS bytes'
 
 /** The columns a stored event is hashed over, in order. The stored text is the canonical content. */
 export function chainHash(prevHash: string, seq: number, type: string, at: string, data: string): string {
@@ -59,6 +63,9 @@ export const MIGRATIONS: string[] = [
   // filters on those columns now scan a bounded window of seqs instead (see `page`); `type` stays indexed.
   `DROP INDEX IF EXISTS events_by_conversation;
    DROP INDEX IF EXISTS events_by_partner;`,
+  // The log's identity (see `brokerId` in openEventLog), drawn once when the log is created (or first migrated).
+  `CREATE TABLE log_identity (broker_id TEXT NOT NULL);
+   INSERT INTO log_identity (broker_id) VALUES (lower(hex(randomblob(16))));`,
 ]
 
 /** At most this many events are examined per `/events` call filtered by conversation or partner (unindexed). */
@@ -90,6 +97,10 @@ export function rowToEnvelope(row: EventRow): Envelope {
  * call `append`, and its promise resolves only after the transaction is durably committed. Calls that
  * arrive in the same turn of the event loop share one transaction (group commit); each runs in its own
  * savepoint, so one that throws rolls back alone.
+ *
+ * `brokerId` names this log: drawn at random when the log is created and never changed, so a copy of the
+ * log (a backup, an import into another store) keeps it and a new or reset log has another. Partners key
+ * their token and cursor by it (contract section 2); any other store of the log must offer it too.
  */
 export function openEventLog(db: Database, options: EventLogOptions = {}) {
   const now = options.now ?? (() => new Date())
@@ -99,11 +110,10 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     'INSERT INTO events (seq, type, at, data, hash, conversation_id, partner_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
   const lastRow = db.query<{ seq: number; hash: string }, []>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')
-  const pageAll = db.query<EventRow, [number, number]>(
-    'SELECT seq, type, at, data, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
-  )
+  const one = db.query<EventRow, [number]>(`SELECT ${ROW} FROM events WHERE seq = ?`)
   const filtered = new Map<string, Statement<EventRow, (string | number)[]>>()
 
+  const brokerId = db.query<{ broker_id: string }, []>('SELECT broker_id FROM log_identity').get()!.broker_id
   const last = lastRow.get()
   let lastSeq = last?.seq ?? 0
   let lastHash = last?.hash ?? GENESIS_HASH
@@ -267,6 +277,8 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     replicate,
     /** The hash of the last committed event (the genesis hash for an empty log). */
     lastHash: () => lastHash,
+    /** This log's identity, fixed when it was created (see above). */
+    brokerId,
     transact<T>(fn: () => T): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         queue.push({ fn, resolve: resolve as (v: unknown) => void, reject })
@@ -282,6 +294,12 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
       return page(after, limit, filter).events
     },
     page,
+    seqPage,
+    /** The committed event at `seq` (events never change, so reading it later gives the same envelope). */
+    eventAt(seq: number): Envelope | null {
+      const row = one.get(seq)
+      return row ? rowToEnvelope(row) : null
+    },
     /** Calls `listener` with each committed batch, after the commit and before any `transact` resolves. */
     onCommit(listener: (events: Envelope[]) => void): () => void {
       commitListeners.add(listener)
@@ -301,6 +319,26 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
    * examined, so a reader pages on until `next` reaches the log's last seq.
    */
   function page(after: number, limit = 100, filter: EventFilter = {}): { events: Envelope[]; next: number } {
+    const { rows, upto } = select<EventRow>(ROW, after, limit, filter)
+    const events = rows.map(rowToEnvelope)
+    const next = events.length > 0 && (upto === undefined || events.length === limit) ? events[events.length - 1]!.seq : (upto ?? after)
+    return { events, next }
+  }
+
+  /**
+   * `page`, cut at about `maxBytes` as well (at least one event): the seqs to send, read one by one with
+   * `eventAt` as the answer goes out. A page cut by bytes ends at its last seq, so `next` loses nothing.
+   */
+  function seqPage(after: number, limit: number, filter: EventFilter, maxBytes: number): SeqPage & { next: number } {
+    const { rows, upto } = select<{ seq: number; bytes: number }>(SIZE, after, limit, filter)
+    const fit = fitByBytes(rows, maxBytes)
+    const last = fit.seqs[fit.seqs.length - 1]
+    const next = last !== undefined && (upto === undefined || fit.truncated || rows.length === limit) ? last : (upto ?? after)
+    return { ...fit, next }
+  }
+
+  /** Rows past `after` under `filter`; `upto` is the end of the scanned window when the filter is unindexed. */
+  function select<R>(columnsOut: string, after: number, limit: number, filter: EventFilter): { rows: R[]; upto?: number } {
     const columns: Array<[string, string | undefined]> = [
       ['type', filter.type],
       ['conversation_id', filter.conversation],
@@ -308,25 +346,23 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     ]
     const used = columns.filter(([, value]) => value !== undefined) as Array<[string, string]>
     const bounded = filter.conversation !== undefined || filter.partner !== undefined
-    if (used.length === 0 || !bounded) {
-      const rows = used.length === 0 ? pageAll.all(after, limit) : cachedFiltered(['type'], false).all(after, filter.type!, limit)
-      const events = rows.map(rowToEnvelope)
-      return { events, next: events.length > 0 ? events[events.length - 1]!.seq : after }
+    if (!bounded) {
+      const rows = cachedFiltered(columnsOut, used.map(([column]) => column), false).all(after, ...used.map(([, value]) => value), limit)
+      return { rows: rows as R[] }
     }
     // seqs are gap-free, so the window (after, upto] is exactly the events examined.
     const upto = Math.max(after, Math.min(after + scanWindow, lastSeq))
-    const rows = cachedFiltered(used.map(([column]) => column), true).all(after, upto, ...used.map(([, value]) => value), limit)
-    const events = rows.map(rowToEnvelope)
-    return { events, next: events.length === limit ? events[events.length - 1]!.seq : upto }
+    const rows = cachedFiltered(columnsOut, used.map(([column]) => column), true).all(after, upto, ...used.map(([, value]) => value), limit)
+    return { rows: rows as R[], upto }
   }
 
-  function cachedFiltered(columns: string[], bounded: boolean) {
-    const key = `${columns.join(',')}${bounded ? ' bounded' : ''}`
+  function cachedFiltered(columnsOut: string, columns: string[], bounded: boolean) {
+    const key = `${columnsOut}|${columns.join(',')}${bounded ? ' bounded' : ''}`
     let statement = filtered.get(key)
     if (!statement) {
       const where = columns.map((column) => `AND ${column} = ?`).join(' ')
       statement = db.query<EventRow, (string | number)[]>(
-        `SELECT seq, type, at, data, hash FROM events WHERE seq > ? ${bounded ? 'AND seq <= ?' : ''} ${where} ORDER BY seq LIMIT ?`,
+        `SELECT ${columnsOut} FROM events WHERE seq > ? ${bounded ? 'AND seq <= ?' : ''} ${where} ORDER BY seq LIMIT ?`,
       )
       filtered.set(key, statement)
     }

@@ -1,6 +1,7 @@
 // Broker configuration from the environment, refused with one line naming the variable when wrong.
 import { LIMITS } from '../events/schema.ts'
 import { NO_RATE_LIMITS, RATE_LIMIT_DEFAULTS, type RateLimits } from './rate-limits.ts'
+import { DEFAULT_DB_PATH } from '../store.ts'
 
 export type BrokerConfig = {
   host: string
@@ -31,6 +32,10 @@ export type BrokerConfig = {
   rateLimits: RateLimits
   /** How long a console sign-in lasts. */
   sessionTtlMs: number
+  /** The most bytes (estimated) of messages or events in one page: history, long-poll answers, /events. */
+  pageBytes: number
+  /** Bytes of answers waiting for slow clients, across all of them, beyond which new big answers get 503. */
+  sendBudgetBytes: number
 }
 
 export class ConfigError extends Error {}
@@ -78,7 +83,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
   return {
     host,
     port: int('BROKER_PORT', 3210, 0, 65535),
-    dbPath: env.DUO_DB?.trim() || './data/duo.db',
+    dbPath: env.DUO_DB?.trim() || DEFAULT_DB_PATH,
     auth,
     allowOpenNetwork,
     allowedHosts,
@@ -94,6 +99,9 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     staleDays: int('DUO_STALE_DAYS', 30, 0, 36_500),
     rateLimits: rateLimitsFromEnv(env, int),
     sessionTtlMs: int('DUO_SESSION_TTL_S', 12 * 3600, 60, 30 * 86_400) * 1000,
+    // At least one largest message fits any page, so a page holds one item at the very least (see events/pages.ts).
+    pageBytes: int('DUO_PAGE_KB', 1024, 128, 65_536) * 1024,
+    sendBudgetBytes: int('DUO_SEND_BUDGET_MB', 32, 1, 4096) * 2 ** 20,
   }
 }
 

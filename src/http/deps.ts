@@ -9,6 +9,8 @@ import type { BrokerConfig } from './config.ts'
 import type { Hub } from './hub.ts'
 import type { RateLimiter } from './rate-limits.ts'
 import { cookieValue, SESSION_COOKIE, type Sessions } from './sessions.ts'
+import type { SendBudget } from './paced.ts'
+import { createPresence } from './presence.ts'
 
 export type BrokerDeps = {
   store: Store
@@ -32,6 +34,8 @@ export type BrokerDeps = {
   activity?: Map<string, number>
   /** When the partner last made a request through another broker sharing the log (ms). */
   activeElsewhere?: (partnerId: string) => number | undefined
+  /** Bytes of big answers not yet taken by clients' sockets, bounded across all clients (see paced.ts). */
+  sendBudget: SendBudget
 }
 
 /** An error thrown from a route that `onError` turns into `{error}` with this status. */
@@ -47,6 +51,16 @@ export class HttpError extends Error {
 /** `sessions`: the console's sign-ins; a live session cookie acts as the operator (see `actorOf`). */
 export function createAccess({ store, config, adminToken, hub, now, activity = new Map(), activeElsewhere }: BrokerDeps, sessions?: Sessions) {
   const open = config.auth === 'open'
+  const presence = createPresence({
+    now: () => now().getTime(),
+    timeoutMs: config.presenceTimeoutMs,
+    isListening: hub.isListening,
+    initial: store.views.partners.presence(),
+    activity,
+    registered: store.views.partners.registered,
+    retiredAtStart: store.views.partners.retired(),
+  })
+  store.log.onCommit(presence.apply)
 
   const adminHash = hashToken(adminToken)
 
@@ -71,6 +85,10 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
 
   return {
     actorOf,
+    /** Partners online now, counted without reading them (see presence.ts). */
+    onlineCount: presence.onlineCount,
+    /** Partners in service, counted without reading them (see presence.ts). */
+    partnerCount: presence.partnerCount,
     /** Null when `actor` may act as `partnerId`; otherwise why not. Records the partner as active. */
     actAs(actor: Actor, partnerId: string): Rejection | null {
       if (!open) {
@@ -83,7 +101,7 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
       }
       // Only known ids: in open mode anyone may name any id, and the map must not grow with them. Partners are
       // never removed, so an id already in the map needs no read (a read outside a transaction costs ~7 µs).
-      if (activity.has(partnerId) || store.views.partners.get(partnerId)) activity.set(partnerId, now().getTime())
+      if (presence.lastActive(partnerId) !== undefined || store.views.partners.get(partnerId)) presence.touch(partnerId)
       return null
     },
     /**
@@ -135,7 +153,7 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
     lastActive: (row: PartnerRow): string => new Date(Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0)).toISOString(),
     partnerJson(row: PartnerRow, viewer?: Actor): PartnerView {
       const listening = hub.isListening(row.id)
-      const lastActive = Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)
+      const lastActive = Math.max(Date.parse(row.last_seen), presence.lastActive(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)
       const fresh = now().getTime() - lastActive <= config.presenceTimeoutMs
       return {
         id: row.id,

@@ -26,6 +26,7 @@ const statusOf = {
   too_many_groups: 409,
   not_human: 403,
   rate_limited: 429,
+  broker_busy: 503,
 } as const satisfies Record<Rejection['reason'], number>
 
 export function explain(r: Rejection): string {
@@ -83,6 +84,8 @@ export function explain(r: Rejection): string {
       return `partner "${r.partnerId}" is an agent; only a human participant or the operator can ${r.action ?? 'resume a paused conversation'}`
     case 'rate_limited':
       return `too many requests: ${r.limit}; try again in ${r.retryAfterS} s`
+    case 'broker_busy':
+      return `the broker is busy: ${Math.ceil(r.pendingBytes / 2 ** 20)} MiB of earlier answers are waiting for slow clients to read them; retry in a moment`
     default: {
       const unhandled: never = r
       return String(unhandled)

@@ -41,6 +41,8 @@ export const ResumeBody = z.object({
 })
 export const PartnersQuery = z.object({
   all: z.enum(['true', 'false', '1', '0'], { error: 'all is true or false' }).optional().describe('Include partners not seen for DUO_STALE_DAYS'),
+  limit: Limit.optional().describe('Partners per page (default 200, at most 1000)'),
+  after_id: PartnerId.optional().describe('Only partners whose id sorts after this one: the previous page\'s `next_after_id`'),
 })
 export const StatusBody = z.object({ message: StatusMessage.nullish().describe('Status message; empty or null clears it') })
 export const NotificationsBody = z.object({ enabled: z.boolean({ error: '"enabled" must be true or false' }) })

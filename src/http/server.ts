@@ -1,16 +1,15 @@
 // Starts and stops a broker: store, hub, app and server wired together; used by `bun run broker` and tests.
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { lockLogFile } from '../broker-lock.ts'
 import { isPostgresUrl } from '../pg/schema.ts'
 import { shareListeners, type SharedListeners } from '../pg/presence.ts'
 import { loadSharedAdminToken, openPgStore, type PgStore } from '../pg/store.ts'
-import { openStore, type Store } from '../store.ts'
+import { lockLogFile } from '../broker-lock.ts'
+import { openStore, prepareLogFile, type Store } from '../store.ts'
 import { loadAdminToken } from './auth.ts'
 import type { BrokerConfig } from './config.ts'
 import { buildApp } from './app.ts'
 import { createRateLimiter } from './rate-limits.ts'
 import { createHub, type Hub } from './hub.ts'
+import { createSendBudget } from './paced.ts'
 
 export type RunningBroker = {
   url: string
@@ -21,6 +20,10 @@ export type RunningBroker = {
   adminTokenInDatabase: boolean
   /** Long-polls and streams parked right now, waiting for a commit (tests wait on it instead of sleeping). */
   parked(): number
+  /** The log's identity (see openEventLog), shown by /health. */
+  brokerId: string
+  /** Set when the database's folder lets other users in (the files themselves are 0600). */
+  warning?: string
   /** Answers waiting listeners, stops listening, closes the database. */
   stop(): Promise<void>
 }
@@ -31,7 +34,14 @@ const randomSuffix = () => Math.random().toString(36).slice(2, 8)
 
 export async function startBroker(config: BrokerConfig, now: () => Date = () => new Date()): Promise<RunningBroker> {
   const shared = isPostgresUrl(config.dbPath)
-  if (!shared && config.dbPath !== ':memory:') mkdirSync(dirname(config.dbPath), { recursive: true })
+  let warning: string | undefined
+  // An SQLite file: owner-only modes, and one broker at a time (an OS lock on <db>.lock for the process lifetime).
+  let unlock: (() => void) | undefined
+  if (!shared && config.dbPath !== ':memory:') {
+    if (prepareLogFile(config.dbPath).folderOpen)
+      warning = `the folder of DUO_DB "${config.dbPath}" can be listed by other users (the database files themselves are mode 0600)`
+    unlock = lockLogFile(config.dbPath)
+  }
   let hub: Hub | undefined
   let presence: SharedListeners | undefined
   const activity = new Map<string, number>()
@@ -42,31 +52,25 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
   }
   let store: Store
   let admin: { token: string; file: string | null }
-  if (shared) {
-    const pgStore = await openPgStore({ url: config.dbPath, pollMs: config.pgPollMs, replicaPath: config.replicaPath, ...storeOptions })
-    store = pgStore
-    admin = { token: await loadSharedAdminToken(pgStore.sql, config.adminToken), file: null }
-    presence = shareListeners({
-      sql: pgStore.sql,
-      brokerId: `broker_${process.pid}_${randomSuffix()}`,
-      listeningHere: () => hub?.listeningHere() ?? [],
-      activeHere: () => activity,
-      activeWithinMs: config.presenceTimeoutMs,
-    })
-  } else {
-    const unlock = config.dbPath === ':memory:' ? () => {} : lockLogFile(config.dbPath)
-    try {
+  try {
+    if (shared) {
+      const pgStore = await openPgStore({ url: config.dbPath, pollMs: config.pgPollMs, replicaPath: config.replicaPath, ...storeOptions })
+      store = pgStore
+      admin = { token: await loadSharedAdminToken(pgStore.sql, config.adminToken), file: null }
+      presence = shareListeners({
+        sql: pgStore.sql,
+        brokerId: `broker_${process.pid}_${randomSuffix()}`,
+        listeningHere: () => hub?.listeningHere() ?? [],
+        activeHere: () => activity,
+        activeWithinMs: config.presenceTimeoutMs,
+      })
+    } else {
       store = openStore({ path: config.dbPath, sync: config.sync, ...storeOptions })
       admin = loadAdminToken(config.dbPath, config.adminToken)
-    } catch (error) {
-      unlock()
-      throw error
     }
-    const close = store.close
-    store.close = async () => {
-      await close()
-      unlock()
-    }
+  } catch (error) {
+    unlock?.()
+    throw error
   }
   hub = createHub({
     members: store.views.conversations.memberIds,
@@ -89,6 +93,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     catchUp: shared ? (store as PgStore).log.catchUp : undefined,
     activity,
     activeElsewhere: presence && ((id) => presence!.activeElsewhere(id)),
+    sendBudget: createSendBudget(config.sendBudgetBytes),
   })
   app.listen({
     hostname: config.host,
@@ -109,6 +114,8 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     adminTokenFile: admin.file,
     adminTokenInDatabase: shared && !config.adminToken,
     parked: () => hub.waiterCount(),
+    brokerId: store.log.brokerId,
+    warning,
     async stop() {
       // Parked long-polls answer and streams end now, so stopping never waits out a client's `wait`.
       shutdown.abort()
@@ -119,6 +126,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
       clearTimeout(force)
       await presence?.stop()
       await store.close()
+      unlock?.()
     },
   }
 }

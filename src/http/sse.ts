@@ -2,6 +2,7 @@
 import type { Envelope } from '../events/schema.ts'
 import { messageOf } from '../projections/messages.ts'
 import type { Wake } from './hub.ts'
+import type { SendBudget } from './paced.ts'
 
 const encoder = new TextEncoder()
 export const comment = (text: string): Uint8Array => encoder.encode(`: ${text}\n\n`)
@@ -30,9 +31,12 @@ export function messageFrame(event: Envelope): Uint8Array {
 
 export type Framed = { seq: number; bytes: Uint8Array }
 
+/** A catch-up page: frames in seq order, and whether the byte cap cut it (more may follow even if short). */
+export type FramedPage = { frames: Framed[]; truncated: boolean }
+
 export type SseSource = {
-  /** Catch-up: frames after `after` from the store, at most `limit`. */
-  read(after: number, limit: number): Framed[]
+  /** Catch-up: frames after `after` from the store, at most `limit` and about `maxBytes` (at least one). */
+  read(after: number, limit: number, maxBytes: number): FramedPage
   /** Parks until the next commit this stream can see (registering synchronously), or null on timeout/abort. */
   wait(signal: AbortSignal, timeoutMs: number): Promise<Wake | null>
   /** Frames of the woken events this stream shows. */
@@ -42,15 +46,49 @@ export type SseSource = {
 }
 
 const PAGE = 256
+/** Bytes of catch-up (or of one wake-up) enqueued per pull: what a stream whose client stopped reading holds. */
+export const SSE_PULL_BYTES = 256 * 1024
+
+/** The frames of `frames` that fit in `maxBytes` (at least one), in order. */
+function prefixByBytes(frames: Framed[], maxBytes: number): Framed[] {
+  let total = 0
+  for (let i = 0; i < frames.length; i++) {
+    total += frames[i]!.bytes.length
+    if (total > maxBytes && i > 0) return frames.slice(0, i)
+  }
+  return frames
+}
 
 /**
  * A `text/event-stream` response that replays from `after` and then stays live. Each pull delivers
- * one page of catch-up or one wake-up; when the client stops reading, Bun stops pulling, so a slow
- * consumer costs at most the socket buffers, never an unbounded queue. Replay and live cannot leave
+ * one page of catch-up or one wake-up, at most about SSE_PULL_BYTES; when the client stops reading,
+ * Bun stops pulling, so a slow consumer costs one pull's bytes (counted in `budget`), never a queue. Replay and live cannot leave
  * a gap: a pull reads the store and registers its waiter in the same synchronous step.
  */
-export function sseResponse(after: number, signal: AbortSignal, source: SseSource, keepAliveMs: number, onClose: () => void): Response {
+export function sseResponse(
+  after: number,
+  signal: AbortSignal,
+  source: SseSource,
+  keepAliveMs: number,
+  onClose: () => void,
+  budget?: SendBudget,
+): Response {
   let cursor = after
+  // Bytes enqueued by the last pull, counted in the send budget until the next pull shows they were taken.
+  let held = 0
+  const settle = () => {
+    budget?.release(held)
+    held = 0
+  }
+  const send = (controller: ReadableStreamDefaultController<Uint8Array>, frames: Framed[]) => {
+    for (const f of frames) {
+      controller.enqueue(f.bytes)
+      held += f.bytes.length
+    }
+    budget?.hold(held)
+    cursor = frames[frames.length - 1]!.seq
+    lastWrite = Date.now()
+  }
   // The head up to which this stream has seen everything it can see: a read that came back short, or a wake-up
   // (the hub hands a waiter every event of the batch it can see). A thousand streams woken by one commit then
   // park again without a thousand empty reads.
@@ -59,6 +97,7 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
   let lastWrite = Date.now()
   let closed = false
   const close = () => {
+    settle()
     if (closed) return
     closed = true
     onClose()
@@ -69,15 +108,14 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
         controller.enqueue(comment('connected'))
       },
       async pull(controller) {
+        settle()
         while (!signal.aborted) {
           const head = source.head?.()
           if (head === undefined || head !== seenUpTo) {
-            const page = source.read(cursor, PAGE)
-            seenUpTo = head !== undefined && page.length < PAGE ? head : -1
-            if (page.length > 0) {
-              for (const f of page) controller.enqueue(f.bytes)
-              cursor = page[page.length - 1]!.seq
-              lastWrite = Date.now()
+            const page = source.read(cursor, PAGE, SSE_PULL_BYTES)
+            seenUpTo = head !== undefined && page.frames.length < PAGE && !page.truncated ? head : -1
+            if (page.frames.length > 0) {
+              send(controller, page.frames)
               return
             }
           }
@@ -92,11 +130,11 @@ export function sseResponse(after: number, signal: AbortSignal, source: SseSourc
             return
           }
           const fresh = source.framesOf(wake).filter((f) => f.seq > cursor)
-          if (source.head) seenUpTo = wake.lastSeq
-          if (fresh.length > 0) {
-            for (const f of fresh) controller.enqueue(f.bytes)
-            cursor = fresh[fresh.length - 1]!.seq
-            lastWrite = Date.now()
+          const fits = prefixByBytes(fresh, SSE_PULL_BYTES)
+          // A wake-up too big for one pull sends its first part; the next pull reads the rest from the store.
+          if (source.head) seenUpTo = fits.length === fresh.length ? wake.lastSeq : -1
+          if (fits.length > 0) {
+            send(controller, fits)
             return
           }
         }

@@ -191,7 +191,14 @@ export function createBrokerClient(options: BrokerClientOptions) {
       request(RenameResponse, 'POST', `/conversations/${enc(conversationId)}/rename`, { body: { partnerId, name }, retry: 'idempotent' }),
     history: (conversationId: string, limit?: number) =>
       request(HistoryResponse, 'GET', `/conversations/${enc(conversationId)}/messages${limit ? `?limit=${limit}` : ''}`),
-    partners: () => request(PartnersResponse, 'GET', '/partners'),
+    /** One page of partners by id (the broker's default size unless `limit`); `next_after_id` is set when more follow. */
+    partners: (q: { limit?: number; afterId?: string } = {}) => {
+      const params = new URLSearchParams()
+      if (q.limit) params.set('limit', String(q.limit))
+      if (q.afterId) params.set('after_id', q.afterId)
+      const query = params.size > 0 ? `?${params}` : ''
+      return request(PartnersResponse, 'GET', `/partners${query}`)
+    },
     setStatus: (partnerId: string, message: string | null) =>
       request(Success, 'POST', `/partners/${enc(partnerId)}/status`, { body: { message }, retry: 'idempotent' }),
     setNotifications: (partnerId: string, enabled: boolean) =>

@@ -112,10 +112,15 @@ export function buildPartnerServer(partner: Partner, deliveries: DeliveryTracker
           `${p.listening ? ', connected (gets messages at once)' : ''}${p.statusMessage ? `, status: ${quoted(p.statusMessage)}` : ''}`,
       )
       const others = partners.filter((p) => !p.you).length
+      const total = listed.total ?? partners.length
+      // A broker with many partners answers a page at a time: say that the list goes on.
+      const heading = listed.next_after_id
+        ? `${plural(total, 'partner')}; the first ${partners.length} by id:`
+        : `${plural(partners.length, 'partner')}:`
       const text =
-        others === 0
+        others === 0 && !listed.next_after_id
           ? `No other partner is registered yet.\n${lines.join('\n')}`
-          : `${plural(partners.length, 'partner')}:\n${lines.join('\n')}\n\nSend to one with talk(message, to: <id>).`
+          : `${heading}\n${lines.join('\n')}\n\nSend to one with talk(message, to: <id>).`
       return textResult(text, { partners }, notice())
     },
   )

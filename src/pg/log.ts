@@ -28,6 +28,8 @@ export type PgEventLogOptions = {
   db: Database
   projectors: Projector[]
   now?: () => Date
+  /** The shared log's identity (its `log_identity` row), in place of the replica's own. */
+  brokerId: string
 }
 
 /**
@@ -46,7 +48,7 @@ export type PgEventLogOptions = {
  *
  * One batch is in flight at a time; calls arriving meanwhile wait for the next one (group commit).
  */
-export function openPgEventLog({ sql, local, db, projectors, now = () => new Date() }: PgEventLogOptions) {
+export function openPgEventLog({ sql, local, db, projectors, now = () => new Date(), brokerId }: PgEventLogOptions) {
   let queue: Job[] = []
   let running = false
   let scheduled = false
@@ -198,6 +200,7 @@ export function openPgEventLog({ sql, local, db, projectors, now = () => new Dat
 
   return {
     ...local,
+    brokerId,
     append,
     /**
      * Runs `fn` (decide and `append`) at the shared head; resolves after its events are committed in

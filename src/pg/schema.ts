@@ -74,6 +74,9 @@ export const LOG_MIGRATIONS: string[] = [
    END $$;
    CREATE TRIGGER events_notify AFTER INSERT ON events REFERENCING NEW TABLE AS inserted
      FOR EACH STATEMENT EXECUTE FUNCTION duo_events_notify();`,
+  // The log's identity, as in the SQLite log (`brokerId` in src/events/log.ts): drawn once, shared by every broker.
+  `CREATE TABLE log_identity (broker_id text NOT NULL);
+   INSERT INTO log_identity (broker_id) VALUES (md5(random()::text || clock_timestamp()::text));`,
 ]
 
 /** What the brokers share beside the log: the operator token, and who listens where (presence). */

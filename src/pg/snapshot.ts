@@ -47,6 +47,9 @@ export async function snapshotToSqlite(sql: SQL, path: string): Promise<number> 
   try {
     configureWriter(db, 'normal')
     migrateLog(db)
+    // The copy is the same log: it keeps the log's broker id (partners key their tokens by it).
+    const [identity] = await sql`SELECT broker_id FROM log_identity`.catch(() => [])
+    if (identity) db.query('UPDATE log_identity SET broker_id = ?').run(identity.broker_id)
     const views = openViews(db)
     const insert = db.query('INSERT INTO events (seq, type, at, data, hash, conversation_id, partner_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
     let copied = 0

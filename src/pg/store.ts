@@ -44,7 +44,8 @@ export async function openPgStore(options: PgStoreOptions) {
   }
   const replica = await openReplica(sql, options.replicaPath, options.now)
   const { db, views, local } = replica
-  const log = openPgEventLog({ sql, local, db, projectors: [views.project], now: options.now })
+  const [identity] = await sql`SELECT broker_id FROM log_identity`
+  const log = openPgEventLog({ sql, local, db, projectors: [views.project], now: options.now, brokerId: identity.broker_id as string })
 
   let failing = false
   let closing = false

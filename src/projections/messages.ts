@@ -1,5 +1,6 @@
 // Read model: messages per conversation (history paging, cursor reads, unread) and read positions.
 import type { Database } from 'bun:sqlite'
+import { fitByBytes, type SeqPage } from '../events/pages.ts'
 import type { Envelope } from '../events/schema.ts'
 
 export const MIGRATIONS = [
@@ -88,6 +89,30 @@ export function createMessages(db: Database) {
      WHERE p.partner_id = ?1 AND p.left_at IS NULL AND (?3 IS NULL OR p.conversation_id = ?3)`,
   )
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM messages')
+  // Size-first twins of the page queries: seqs and content lengths only (octet_length reads no overflow page),
+  // so a page is cut by bytes before any content is loaded; the rows are then read one by one as they are sent.
+  type Sized = { seq: number; bytes: number }
+  const historySizes = db.query<Sized, [string, number, number]>(
+    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+  )
+  const visibleAllSizes = db.query<Sized, [string, number, number]>(
+    `SELECT m.seq, octet_length(m.content) AS bytes
+     FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id
+     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
+     ORDER BY m.seq LIMIT ?3`,
+  )
+  const visibleOneSizes = db.query<Sized, [string, number, number, string]>(
+    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = ?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT ?3',
+  )
+  const unreadSizes = db.query<Sized & { conversation_id: string }, [string, number, string | null]>(
+    `SELECT m.seq, octet_length(m.content) AS bytes, m.conversation_id
+     FROM participants p
+     LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
+     JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > coalesce(r.seq, 0)
+     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = ?3)
+     ORDER BY m.seq LIMIT ?2`,
+  )
+  const one = db.query<Message, [number]>(`SELECT ${COLUMNS} FROM messages WHERE seq = ?`)
 
   return {
     apply(event: Envelope): void {
@@ -120,6 +145,24 @@ export function createMessages(db: Database) {
     ackable: (partnerId: string, cursor: number, conversationId?: string) =>
       ackable.all(partnerId, cursor, conversationId ?? null),
     count: (): number => count.get()!.n,
+    /** `history`, cut at `maxBytes`: the seqs of the latest messages that fit, oldest first. */
+    historyPage(conversationId: string, limit: number, before = Number.MAX_SAFE_INTEGER, maxBytes: number): SeqPage {
+      const page = fitByBytes(historySizes.all(conversationId, before, limit), maxBytes)
+      return { seqs: page.seqs.reverse(), truncated: page.truncated }
+    },
+    /** `visibleAfter`, cut at `maxBytes`. */
+    visiblePage(partnerId: string, after: number, limit: number, maxBytes: number, conversationId?: string): SeqPage {
+      const rows =
+        conversationId === undefined
+          ? visibleAllSizes.all(partnerId, after, limit)
+          : visibleOneSizes.all(partnerId, after, limit, conversationId)
+      return fitByBytes(rows, maxBytes)
+    },
+    /** What `unread` would return, as seqs, sizes and conversations only (the caller filters, then cuts by bytes). */
+    unreadSized: (partnerId: string, limit: number, conversationId?: string) =>
+      unreadSizes.all(partnerId, limit, conversationId ?? null),
+    /** One stored message (messages are never changed, so a seq read later gives the same row). */
+    bySeq: (seq: number): Message | null => one.get(seq),
   }
 }
 export type Messages = ReturnType<typeof createMessages>

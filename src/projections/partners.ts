@@ -53,7 +53,13 @@ export function createPartners(db: Database) {
   const retire = db.query('UPDATE partners SET retired_at = ? WHERE id = ?')
   const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = ?')
   const all = db.query<PartnerRow, []>('SELECT * FROM partners WHERE retired_at IS NULL ORDER BY id')
+  const pageAfter = db.query<PartnerRow, [string, number]>('SELECT * FROM partners WHERE id > ? AND retired_at IS NULL ORDER BY id LIMIT ?')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
+  // Partners are never deleted and an upsert keeps its row's rowid, so the largest rowid is the number ever
+  // registered: one index step instead of count(*)'s walk over every row (/health must cost the same at any size).
+  const registered = db.query<{ n: number }, []>('SELECT coalesce(max(rowid), 0) AS n FROM partners')
+  const retired = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NOT NULL')
+  const presence = db.query<Pick<PartnerRow, 'id' | 'status' | 'last_seen'>, []>('SELECT id, status, last_seen FROM partners WHERE retired_at IS NULL')
   // A retired partner's token stops working: it no longer names anyone.
   const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = ? AND retired_at IS NULL')
   const retiredByToken = db.query<{ id: string }, [string]>(
@@ -106,7 +112,14 @@ export function createPartners(db: Database) {
     get: (id: string): PartnerRow | null => one.get(id),
     /** Partners in service (retired ones left out), by id. */
     all: (): PartnerRow[] => all.all(),
+    /** At most `limit` partners with an id after `afterId` (all when empty), by id. */
+    page: (afterId: string, limit: number): PartnerRow[] => pageAfter.all(afterId, limit),
+    /** Partners in service (a walk over every row: see `registered` for a count in constant time). */
     count: (): number => count.get()!.n,
+    /** Partners ever registered, retired ones included, in one index step. */
+    registered: (): number => registered.get()!.n,
+    /** Retired partners (a walk over every row; read once at start, then followed by events). */
+    retired: (): number => retired.get()!.n,
     /** Another partner whose id equals `id` without regard to case, else one with the same `idSkeleton`. */
     like(id: string): { id: string; lookalike: boolean } | null {
       const same = folded.get(id)
@@ -114,6 +127,8 @@ export function createPartners(db: Database) {
       const alike = skeleton.get(idSkeleton(id), id)
       return alike ? { id: alike.id, lookalike: true } : null
     },
+    /** Every partner's status and last activity (read once, when the broker starts). */
+    presence: () => presence.iterate(),
     /** The partner whose token hashes to `hash`, if any. */
     byTokenHash: (hash: string): string | null => byToken.get(hash)?.id ?? null,
     /** The retired partner whose token hashes to `hash`, if any (to tell it why its token stopped working). */

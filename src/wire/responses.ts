@@ -2,6 +2,12 @@
 import { z } from 'zod'
 import { PartnerKind } from '../events/schema.ts'
 
+/** Which log answered: drawn when the log was created, kept by restarts and copies (absent from older brokers). */
+export const BrokerId = z.string().describe('The log’s id: a partner keeps its token and cursor per broker id')
+
+/** Set when a page was cut by bytes before `limit`: the cursor still resumes exactly after (or before) it. */
+const Truncated = z.literal(true).optional().describe('The page was cut by bytes (DUO_PAGE_KB): ask again from its cursor')
+
 export const PartnerView = z.object({
   id: z.string(),
   name: z.string(),
@@ -62,6 +68,7 @@ export const RegisterResponse = z.object({
   success: z.literal(true),
   partner: PartnerView,
   token: z.string().optional().describe('Token mode: the secret, returned once on first registration'),
+  broker_id: BrokerId.optional(),
 })
 
 export const TalkResponse = z.object({
@@ -80,11 +87,12 @@ export const ListenResponse = z.object({
   hasMessages: z.boolean(),
   messages: z.array(MessageView),
   cursor: z.number().int(),
+  truncated: Truncated,
 })
 export type ListenResponse = z.infer<typeof ListenResponse>
 
 /** The seed's legacy long-poll (no `after`): unread messages, recorded as read once the answer was written. */
-export const LegacyListenResponse = z.object({ hasMessages: z.boolean(), messages: z.array(MessageView) })
+export const LegacyListenResponse = z.object({ hasMessages: z.boolean(), messages: z.array(MessageView), truncated: Truncated })
 
 export const AckResponse = z.object({
   success: z.literal(true),
@@ -94,9 +102,14 @@ export const AckResponse = z.object({
 export const CreateGroupResponse = z.object({ success: z.literal(true), conversation: ConversationView })
 export const ConversationsResponse = z.object({ conversations: z.array(ConversationEntry) })
 export const LeaveResponse = z.object({ success: z.literal(true), left: z.boolean(), archived: z.boolean() })
-export const HistoryResponse = z.object({ conversation: ConversationView, messages: z.array(MessageView) })
+export const HistoryResponse = z.object({ conversation: ConversationView, messages: z.array(MessageView), truncated: Truncated })
 export const ParticipantsResponse = z.object({ participants: z.array(PartnerView) })
-export const PartnersResponse = z.object({ partners: z.array(PartnerView) })
+/** A page of partners by id; `next_after_id` (null on the last page) is the `after_id` of the next. Older brokers send all, without paging fields. */
+export const PartnersResponse = z.object({
+  partners: z.array(PartnerView),
+  total: z.number().int().optional(),
+  next_after_id: z.string().nullable().optional(),
+})
 export const MembersResponse = z.object({
   success: z.literal(true),
   added: z.array(z.string()).describe('Partners who joined (those already members are left out)'),
@@ -119,12 +132,14 @@ export const TokenResponse = z.object({ success: z.literal(true), partnerId: z.s
 
 export const HealthResponse = z.object({
   status: z.literal('ok'),
+  broker_id: BrokerId.optional(),
   partners: z.number().int(),
   online: z.number().int(),
   listening: z.number().int(),
   last_seq: z.number().int(),
   auth: z.enum(['token', 'open']),
   uptime_s: z.number(),
+  send_pending_bytes: z.number().int().optional().describe('Bytes of answers waiting for slow clients to read them'),
 })
 
 /** What every refusal carries: a sentence for a person, the machine-readable reason, and the subject it names. */
@@ -149,6 +164,7 @@ export const EventEnvelope = z.object({
 export const EventsPage = z.object({
   events: z.array(EventEnvelope),
   next: z.number().int().describe('The cursor to ask for the next page'),
+  truncated: Truncated,
 })
 
 /** The operator's list of every conversation (the console): members by id and how many messages each holds. */

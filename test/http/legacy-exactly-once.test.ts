@@ -25,7 +25,8 @@ async function spawnBroker(): Promise<Broker> {
   const dir = tempDir('duo-legacy-')
   const proc = Bun.spawn(['bun', 'src/broker.ts'], {
     cwd: ROOT,
-    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: join(dir, 'duo.db'), DUO_AUTH: 'open', DUO_SYNC: 'full', ...LOAD_ENV },
+    // Pages of up to 64 MiB: the cut-answer test needs one answer larger than loopback's socket buffers.
+    env: { ...process.env, BROKER_PORT: '0', BROKER_HOST: '127.0.0.1', DUO_DB: join(dir, 'duo.db'), DUO_AUTH: 'open', DUO_SYNC: 'full', DUO_PAGE_KB: '65536', ...LOAD_ENV },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'inherit',

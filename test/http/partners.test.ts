@@ -24,7 +24,11 @@ describe('partners on an open broker', () => {
         status_message: null,
         notifications_enabled: true,
       }),
+      // Which log answered (contract section 2): the same id /health shows.
+      broker_id: broker.brokerId,
     })
+    expect(broker.brokerId).toMatch(/^[0-9a-f]{32}$/)
+    expect((await broker.get('/health')).body.broker_id).toBe(broker.brokerId)
     expect(reply.body.partner.created_at).toMatch(ISO)
     expect(reply.body.partner.last_seen).toMatch(ISO)
     expect(reply.body.token).toBeUndefined()

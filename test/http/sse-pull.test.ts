@@ -20,7 +20,7 @@ function fakeSource(withHead = true) {
   const source = {
     read(after: number, limit: number) {
       state.reads++
-      return state.stored.filter((f) => f.seq > after).slice(0, limit)
+      return { frames: state.stored.filter((f) => f.seq > after).slice(0, limit), truncated: false }
     },
     wait: (signal: AbortSignal) =>
       new Promise<Wake | null>((resolve) => {

@@ -26,6 +26,15 @@ type Row = { seq: string; type: string; at: string; data: string; hash: string }
 const allRows = async (): Promise<Row[]> => [...(await database.sql`SELECT seq, type, at, data, hash FROM events ORDER BY seq`)]
 
 describe('three brokers in open mode', () => {
+  test('share one broker id, the log\'s, in /health and /register (a partner keeps one token for them all)', async () => {
+    const ids = await Promise.all(brokers.map(async (broker) => (await broker.get('/health')).body.broker_id))
+    expect(ids[0]).toMatch(/^[0-9a-f]{32}$/)
+    expect(new Set(ids).size).toBe(1)
+    expect(brokers.map((b) => b.brokerId)).toEqual(ids)
+    const [row] = await database.sql`SELECT broker_id FROM log_identity`
+    expect(row.broker_id).toBe(ids[0])
+  })
+
   test('concurrent talk through all three: every acknowledged message is in the log once, seq gap-free and chained', async () => {
     await brokers[0]!.register('alice', 'bob', 'carol')
     const acked: Array<{ content: string; seq: number }> = []

@@ -1,7 +1,7 @@
 // The operator tools on a PostgreSQL log: copy-log from SQLite (every seq and hash unchanged), audit, replay, backup.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Database } from 'bun:sqlite'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chainHash } from '../../src/events/log.ts'
@@ -30,6 +30,12 @@ const sqliteRows = (path: string): Row[] => {
   db.close()
   return rows
 }
+const brokerIdOf = (path: string): string => {
+  const db = new Database(path, { readonly: true })
+  const row = db.query<{ broker_id: string }, []>('SELECT broker_id FROM log_identity').get()!
+  db.close()
+  return row.broker_id
+}
 const pgRows = async (): Promise<Row[]> =>
   [...(await database.sql`SELECT seq, type, at, data, hash FROM events ORDER BY seq`)].map((r) => ({ ...r, seq: Number(r.seq) }))
 
@@ -40,6 +46,9 @@ describe('copy-log, then the tools on the copy', () => {
     expect(run.exitCode).toBe(0)
     expect(run.stdout).toContain(`${EVENTS} events copied`)
     expect(await pgRows()).toEqual(sqliteRows(file))
+    // The same log, so the same broker id: partners keep their tokens when they move over.
+    const [shared] = await database.sql`SELECT broker_id FROM log_identity`
+    expect(shared.broker_id).toBe(brokerIdOf(file))
   })
 
   test('audit passes on the copy, and names the shared database', () => {
@@ -107,6 +116,8 @@ describe('copy-log, then the tools on the copy', () => {
     expect(sqliteRows(out)).toEqual(await pgRows())
     const audit = runTool('src/cli/audit.ts', ['--db', out])
     expect(audit.stdout).toContain('audit passed')
+    expect(brokerIdOf(out)).toBe(brokerIdOf(file))
+    expect(statSync(out).mode & 0o777).toBe(0o600)
   })
 
   test('copy-log refuses a database that holds another log, and changes nothing', async () => {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
 import { StorageError } from '../../src/pg/log.ts'
-import { migratePg } from '../../src/pg/schema.ts'
+import { LOG_MIGRATIONS, migratePg, SHARED_MIGRATIONS } from '../../src/pg/schema.ts'
 import { openPgStore, type PgStore } from '../../src/pg/store.ts'
 import { freshDatabase, type TestDatabase } from './helpers.ts'
 
@@ -73,8 +73,8 @@ describe('one store on PostgreSQL', () => {
   test('schema versions are recorded; a database newer than the program is refused', async () => {
     const versions = await database.sql`SELECT part, version FROM duo_schema ORDER BY part`
     expect([...versions]).toEqual([
-      { part: 'log', version: 1 },
-      { part: 'shared', version: 2 },
+      { part: 'log', version: LOG_MIGRATIONS.length },
+      { part: 'shared', version: SHARED_MIGRATIONS.length },
     ])
     await database.sql`INSERT INTO duo_schema VALUES ('future', 3)`
     await expect(migratePg(database.sql, 'future', ['SELECT 1'])).rejects.toThrow(/newer than this program/)

@@ -1,9 +1,16 @@
 // The seed's long-poll (`GET /listen/:id` without `after`): unread messages, each handed out once, recorded as read once written.
 import type { Result } from '../../events/decide.ts'
+import { fitByBytes } from '../../events/pages.ts'
 import type { Message } from '../../projections/messages.ts'
 import type { Store } from '../../store.ts'
 import type { Hub } from '../hub.ts'
-import { type Listener, messagesOf, PAGE, refused } from './common.ts'
+import { type Listener, messagesAnswer, messagesOf, PAGE, type Pacing, refused } from './common.ts'
+
+/**
+ * An unread message as far as picking a page needs: its seq, conversation and size. Read from the store
+ * size-first (the content is read only as the answer goes out), or woken with the message itself.
+ */
+type Unread = { seq: number; conversation_id: string; bytes: number; message?: Message }
 
 export const DEFAULT_TIMEOUT_MIN = 30
 
@@ -11,51 +18,20 @@ export const DEFAULT_TIMEOUT_MIN = 30
 type Reservation = Map<string, number>
 
 /**
- * Sends `body`, then calls `written` if the client was still connected when the bytes were handed to the
- * socket (Bun pulls the stream's second chunk only after the first was written), else `cut`. Exactly one
- * of the two runs, once.
- */
-function respondThenConfirm(body: unknown, connection: AbortSignal, written: () => void, cut: () => void): Response {
-  const bytes = new TextEncoder().encode(JSON.stringify(body))
-  let settled = false
-  const settle = (ok: boolean) => {
-    if (settled) return
-    settled = true
-    connection.removeEventListener('abort', onAbort)
-    if (ok) written()
-    else cut()
-  }
-  const onAbort = () => settle(false)
-  connection.addEventListener('abort', onAbort, { once: true })
-  let pulls = 0
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      pull(controller) {
-        if (pulls++ === 0) return controller.enqueue(bytes)
-        settle(!connection.aborted)
-        controller.close()
-      },
-      cancel: () => settle(false),
-    },
-    { highWaterMark: 0 },
-  )
-  return new Response(stream, { headers: { 'content-type': 'application/json' } })
-}
-
-/**
- * Exactly once per partner: an answer that was written (see `respondThenConfirm`) marks its messages as
+ * Exactly once per partner: an answer that was written (its last byte handed to the socket of a client still
+ * connected, see paced.ts) marks its messages as
  * delivered until the read positions it records are committed, and every legacy listen of that partner
  * skips delivered messages. Without that, a client that asks again as soon as it is answered (the original
  * partner does) would read them again before the commit. Answers being written concurrently (two listens
  * woken by one message) each carry the message: neither was delivered before the other. An answer that was
  * cut marks nothing, so its messages come again.
  */
-export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
+export function createLegacyPoll({ store, hub, pacing }: { store: Store; hub: Hub; pacing: Pacing }) {
   const { commands, views } = store
   const delivered = new Map<string, Set<Reservation>>()
 
   /** `messages` without those an earlier answer to the partner delivered (read positions not yet committed). */
-  function undelivered(partnerId: string, messages: Message[]): Message[] {
+  function undelivered(partnerId: string, messages: Unread[]): Unread[] {
     const held = delivered.get(partnerId)
     if (!held || messages.length === 0) return messages
     return messages.filter((m) => {
@@ -64,11 +40,11 @@ export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
     })
   }
 
-  const unread = (partnerId: string, conversationId: string | undefined): Message[] =>
-    undelivered(partnerId, views.messages.unread(partnerId, PAGE, conversationId))
+  const unread = (partnerId: string, conversationId: string | undefined): Unread[] =>
+    undelivered(partnerId, views.messages.unreadSized(partnerId, PAGE, conversationId))
 
   /** Marks `messages` delivered to the partner until the returned release is called. */
-  function markDelivered(partnerId: string, messages: Message[]): () => void {
+  function markDelivered(partnerId: string, messages: Unread[]): () => void {
     const reservation: Reservation = new Map()
     for (const m of messages) reservation.set(m.conversation_id, Math.max(m.seq, reservation.get(m.conversation_id) ?? 0))
     let held = delivered.get(partnerId)
@@ -109,21 +85,26 @@ export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
           }
           // Nothing was unread but delivered messages when this parked, so what woke it is all there is: the
           // hub hands each waiter exactly the committed messages it can see, and no read is needed.
-          messages = undelivered(partnerId, messagesOf(wake.events))
+          const woken = messagesOf(wake.events).map((m) => ({ seq: m.seq, conversation_id: m.conversation_id, bytes: Buffer.byteLength(m.content), message: m }))
+          messages = undelivered(partnerId, woken)
         }
       } finally {
         release()
       }
     }
     if (messages.length === 0) return { ok: true, value: { hasMessages: false, messages: [] } }
+    // Cut by bytes after skipping what was delivered: the rest stays unread for the next listen.
+    const fit = fitByBytes(messages, pacing.pageBytes)
+    messages = messages.slice(0, fit.seqs.length)
+    const page = messages
     const recordRead = () => {
-      const settled = markDelivered(partnerId, messages)
+      const settled = markDelivered(partnerId, page)
       // One ack per conversation, exactly up to what this answer carried; they share one commit.
-      const acks = [...new Set(messages.map((m) => m.conversation_id))].map((conversation) =>
+      const acks = [...new Set(page.map((m) => m.conversation_id))].map((conversation) =>
         commands.execute({
           kind: 'ack',
           partnerId,
-          cursor: messages.findLast((m) => m.conversation_id === conversation)!.seq,
+          cursor: page.findLast((m) => m.conversation_id === conversation)!.seq,
           conversationId: conversation,
         }),
       )
@@ -132,7 +113,7 @@ export function createLegacyPoll({ store, hub }: { store: Store; hub: Hub }) {
         .catch((error) => console.error('legacy listen: recording messages as read failed:', error))
         .finally(settled)
     }
-    const body = { hasMessages: true, messages }
-    return { ok: true, value: respondThenConfirm(body, listener.connection, recordRead, () => {}) }
+    const answer = { count: page.length, render: (i: number) => page[i]!.message ?? views.messages.bySeq(page[i]!.seq), truncated: fit.truncated }
+    return { ok: true, value: messagesAnswer(pacing, listener.connection, answer, recordRead) }
   }
 }

@@ -2,9 +2,9 @@
 import type { Store } from '../../store.ts'
 import type { Hub } from '../hub.ts'
 import { messageFrame, sseResponse, storedMessageFrame } from '../sse.ts'
-import type { Listener } from './common.ts'
+import type { Listener, Pacing } from './common.ts'
 
-export function createMessageStream({ store, hub, keepAliveMs }: { store: Store; hub: Hub; keepAliveMs: number }) {
+export function createMessageStream({ store, hub, keepAliveMs, pacing }: { store: Store; hub: Hub; keepAliveMs: number; pacing: Pacing }) {
   const { views, log } = store
 
   /** The stream's response; the partner counts as listening until it closes. */
@@ -17,7 +17,10 @@ export function createMessageStream({ store, hub, keepAliveMs }: { store: Store;
       listener.after,
       AbortSignal.any([listener.signal, revoked.signal]),
       {
-        read: (from, limit) => views.messages.visibleAfter(partnerId, from, limit, conversationId).map(storedMessageFrame),
+        read: (from, limit, maxBytes) => {
+          const page = views.messages.visiblePage(partnerId, from, limit, maxBytes, conversationId)
+          return { frames: page.seqs.map((seq) => storedMessageFrame(views.messages.bySeq(seq)!)), truncated: page.truncated }
+        },
         wait: async (signal, ms) => {
           const wake = await hub.wait(partnerId, conversationId, signal, ms)
           if (listener.stillActing()) revoked.abort()
@@ -28,6 +31,7 @@ export function createMessageStream({ store, hub, keepAliveMs }: { store: Store;
       },
       keepAliveMs,
       release,
+      pacing.sendBudget,
     )
   }
 }

@@ -16,6 +16,7 @@ import {
 } from '../../wire/responses.ts'
 import { authPlugin } from '../auth-plugin.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
+import { pacedJson } from '../paced.ts'
 import { beyondLog, rejected } from '../rejections.ts'
 import { sourceAddress } from '../rate-limits.ts'
 import { ConversationParams, HistoryQuery, IdempotencyHeader, LeaveBody, PartnerParams, ResumeBody } from '../schemas.ts'
@@ -31,7 +32,7 @@ export const conversationJson = (c: ConversationRow) => ({
 /** Beyond the seed's shape: the loop guard's state, for listings and the endpoints the seed did not have. */
 const guardJson = (c: ConversationRow) => ({ is_paused: c.is_paused === 1, hops: c.hops })
 
-export function conversationRoutes({ store, newGroupId, limits }: BrokerDeps, access: Access) {
+export function conversationRoutes({ store, newGroupId, limits, config, sendBudget }: BrokerDeps, access: Access) {
   const { commands, views } = store
   const current = (id: string) => {
     const row = views.conversations.get(id)!
@@ -190,14 +191,26 @@ export function conversationRoutes({ store, newGroupId, limits }: BrokerDeps, ac
     )
     .get(
       '/conversations/:id/messages',
-      ({ params, query }) => {
+      ({ params, query, request }) => {
         // `before` is a cursor like any other: past the end of the log (last seq + 1 still means "all") is a 409.
         const tooFar = query.before === undefined ? null : beyondLog(query.before - 1, store.log.lastSeq())
         if (tooFar) return rejected(tooFar)
-        return {
-          conversation: conversationJson(views.conversations.get(params.id)!),
-          messages: views.messages.history(params.id, query.limit ?? 50, query.before),
-        }
+        const busy = sendBudget.refusal()
+        if (busy) return busy as never
+        // Cut by bytes too (`truncated`): the reader asks again with `before` = the first seq it got.
+        const page = views.messages.historyPage(params.id, query.limit ?? 50, query.before, config.pageBytes)
+        const conversation = conversationJson(views.conversations.get(params.id)!)
+        // Streams a HistoryResponse body as the socket takes it (Elysia sends a Response as it is).
+        return pacedJson(
+          {
+            head: `{"conversation":${JSON.stringify(conversation)},${page.truncated ? '"truncated":true,' : ''}"messages":[`,
+            count: page.seqs.length,
+            render: (i) => JSON.stringify(views.messages.bySeq(page.seqs[i]!)),
+            tail: ']}',
+          },
+          sendBudget,
+          request.signal,
+        ) as never
       },
       {
         member: 'params.id',

@@ -5,9 +5,10 @@ import { authPlugin } from '../auth-plugin.ts'
 import type { Access, BrokerDeps } from '../deps.ts'
 import { beyondLog, rejected } from '../rejections.ts'
 import { EventsQuery, EventsStreamQuery, LastEventId } from '../schemas.ts'
+import { pacedJson } from '../paced.ts'
 import { eventFrame, sseResponse } from '../sse.ts'
 
-export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: BrokerDeps, access: Access) {
+export function eventRoutes({ store, hub, config, startedAt, now, shutdown, sendBudget }: BrokerDeps, access: Access) {
   const { log, views } = store
   const ahead = (cursor: number) => beyondLog(cursor, log.lastSeq())
 
@@ -15,16 +16,27 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
     .use(authPlugin(access))
     .get(
       '/events',
-      ({ query }) => {
+      ({ query, request }) => {
         const after = query.after ?? 0
         const tooFar = ahead(after)
         if (tooFar) return rejected(tooFar)
-        // Filtered by conversation or partner, a page scans a bounded window: it may be short or empty while `next` advances.
-        return log.page(after, query.limit ?? 100, {
-          type: query.type,
-          conversation: query.conversation,
-          partner: query.partner,
-        })
+        const busy = sendBudget.refusal()
+        if (busy) return busy as never
+        // Filtered by conversation or partner, a page scans a bounded window: it may be short or empty while `next`
+        // advances. Cut by bytes (`truncated`), it ends at its last event: `next` is always where to go on.
+        const filter = { type: query.type, conversation: query.conversation, partner: query.partner }
+        const page = log.seqPage(after, query.limit ?? 100, filter, config.pageBytes)
+        // Streams an EventsPage body as the socket takes it (Elysia sends a Response as it is).
+        return pacedJson(
+          {
+            head: `{"next":${page.next},${page.truncated ? '"truncated":true,' : ''}"events":[`,
+            count: page.seqs.length,
+            render: (i) => JSON.stringify(log.eventAt(page.seqs[i]!)),
+            tail: ']}',
+          },
+          sendBudget,
+          request.signal,
+        ) as never
       },
       {
         logReader: true,
@@ -39,18 +51,24 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
         const after = headers['last-event-id'] ?? query.after ?? 0
         const tooFar = ahead(after)
         if (tooFar) return rejected(tooFar)
+        const busy = sendBudget.refusal()
+        if (busy) return busy
         server?.timeout(request, 0)
         return sseResponse(
           after,
           AbortSignal.any([request.signal, shutdown]),
           {
-            read: (from, limit) => log.readAfter(from, limit).map((e) => ({ seq: e.seq, bytes: eventFrame(e) })),
+            read: (from, limit, maxBytes) => {
+              const page = log.seqPage(from, limit, {}, maxBytes)
+              return { frames: page.seqs.map((seq) => ({ seq, bytes: eventFrame(log.eventAt(seq)!) })), truncated: page.truncated }
+            },
             wait: (signal, ms) => hub.wait(null, undefined, signal, ms),
             framesOf: (wake) => wake.events.map((e) => ({ seq: e.seq, bytes: eventFrame(e) })),
             head: log.lastSeq,
           },
           config.keepAliveMs,
           () => {},
+          sendBudget,
         )
       },
       {
@@ -63,13 +81,16 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown }: Br
     .get(
       '/health',
       () => {
-        const partners = views.partners.all().map((row) => access.partnerJson(row))
+        // Constant time: the count is one index step, the online ones are counted as they act (presence.ts).
         return {
           status: 'ok' as const,
-          partners: partners.length,
-          online: partners.filter((p) => p.status === 'online').length,
+          broker_id: log.brokerId,
+          partners: access.partnerCount(),
+          online: access.onlineCount(),
           listening: hub.listeningCount(),
           last_seq: log.lastSeq(),
+          // Bytes of answers the broker holds for clients that have not read them yet (bounded by DUO_SEND_BUDGET_MB).
+          send_pending_bytes: sendBudget.used(),
           auth: config.auth,
           uptime_s: Math.round((now().getTime() - startedAt) / 1000),
         }

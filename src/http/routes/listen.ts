@@ -11,11 +11,12 @@ import { createMessageStream } from '../listening/message-stream.ts'
 import { beyondLog, rejected } from '../rejections.ts'
 import { AckBody, LastEventId, ListenQuery, PartnerParams, StreamQuery } from '../schemas.ts'
 
-export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, access: Access) {
+export function listenRoutes({ store, hub, config, shutdown, sendBudget }: BrokerDeps, access: Access) {
   const { commands, log } = store
-  const cursorPoll = createCursorPoll({ store, hub })
-  const legacyPoll = createLegacyPoll({ store, hub })
-  const messageStream = createMessageStream({ store, hub, keepAliveMs: config.keepAliveMs })
+  const pacing = { pageBytes: config.pageBytes, sendBudget }
+  const cursorPoll = createCursorPoll({ store, hub, pacing })
+  const legacyPoll = createLegacyPoll({ store, hub, pacing })
+  const messageStream = createMessageStream({ store, hub, keepAliveMs: config.keepAliveMs, pacing })
 
   return new Elysia({ name: 'listen' })
     .use(authPlugin(access))
@@ -25,6 +26,9 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
         const { conversationId } = query
         const bad = checkTarget(store, partnerId, conversationId)
         if (bad) return rejected(bad)
+        // Answers stream as the socket takes them; while slow clients hold the whole send budget, new ones wait.
+        const busy = sendBudget.refusal()
+        if (busy) return busy as never
         // A long-poll must not be cut by the server's idle timeout before the wait it asked for.
         server?.timeout(request, 0)
         const signal = AbortSignal.any([request.signal, shutdown])
@@ -35,8 +39,9 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
           // A Response streams a LegacyListenResponse body (and learns whether it was written); Elysia sends it as it is.
           return answer.ok ? (answer.value as never) : rejected(answer.rejection)
         }
-        const answer = await cursorPoll({ ...listener, after: query.after, waitS: query.wait ?? DEFAULT_WAIT_S })
-        return answer.ok ? answer.value : rejected(answer.rejection)
+        const answer = await cursorPoll({ ...listener, after: query.after, waitS: query.wait ?? DEFAULT_WAIT_S, connection: request.signal })
+        // A page of messages is a Response streaming a ListenResponse body; Elysia sends it as it is.
+        return answer.ok ? (answer.value as never) : rejected(answer.rejection)
       },
       {
         actAs: 'params.id',
@@ -73,6 +78,8 @@ export function listenRoutes({ store, hub, config, shutdown }: BrokerDeps, acces
         const after = headers['last-event-id'] ?? query.after ?? 0
         const ahead = beyondLog(after, log.lastSeq())
         if (ahead) return rejected(ahead)
+        const busy = sendBudget.refusal()
+        if (busy) return busy
         server?.timeout(request, 0)
         return messageStream({ partnerId, conversationId, after, signal: AbortSignal.any([request.signal, shutdown]), stillActing })
       },

@@ -10,6 +10,10 @@ import { rejected } from '../rejections.ts'
 import { sourceAddress } from '../rate-limits.ts'
 import { NotificationsBody, PartnerParams, PartnersQuery, StatusBody, UnregisterBody } from '../schemas.ts'
 
+const PARTNERS_PAGE = 200
+/** Partners examined per request at most when stale ones are left out: a page may come back short, `next_after_id` still advances. */
+const PARTNERS_SCAN = 10_000
+
 const hashOf = (authorization: string | undefined): string | null => {
   const token = bearer(authorization)
   return token === null ? null : hashToken(token)
@@ -49,7 +53,8 @@ export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, a
         const self = { kind: 'partner', id: body.partnerId } as const
         access.actAs(self, body.partnerId)
         const partner = access.partnerJson(views.partners.get(body.partnerId)!, self)
-        return { success: true as const, partner, ...(result.value.decision.tokenIssued ? { token } : {}) }
+        // broker_id says which log this is: a partner keeps its token per broker id (contract section 2).
+        return { success: true as const, partner, broker_id: store.log.brokerId, ...(result.value.decision.tokenIssued ? { token } : {}) }
       },
       {
         registering: true,
@@ -75,15 +80,34 @@ export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, a
       '/partners',
       ({ actor, query }) => {
         const everyone = query.all === 'true' || query.all === '1'
-        const rows = views.partners.all().filter((row) => everyone || !stale(row))
-        return { partners: rows.map((row) => access.partnerJson(row, actor)) }
+        // Paged by id: one answer stays small with any number of partners; `next_after_id` is null on the last
+        // page. Stale partners are skipped within a bounded scan, so a page may be short while more follow.
+        const limit = query.limit ?? PARTNERS_PAGE
+        const picked: PartnerRow[] = []
+        let after = query.after_id ?? ''
+        let examined = 0
+        let exhausted = false
+        while (picked.length <= limit && !exhausted && examined < PARTNERS_SCAN) {
+          const rows = views.partners.page(after, Math.min(1000, PARTNERS_SCAN - examined))
+          exhausted = rows.length < Math.min(1000, PARTNERS_SCAN - examined)
+          for (const row of rows) {
+            examined++
+            after = row.id
+            if (everyone || !stale(row)) picked.push(row)
+            if (picked.length > limit) break
+          }
+        }
+        const partners = picked.slice(0, limit).map((row) => access.partnerJson(row, actor))
+        const next_after_id = picked.length > limit ? partners[partners.length - 1]!.id : exhausted ? null : after
+        return { partners, total: access.partnerCount(), next_after_id }
       },
       {
         reader: true,
         query: PartnersQuery,
         response: { 200: PartnersResponse },
         detail: {
-          summary: 'Partners in service with presence (a partner or operator token in token mode); ?all=true adds those not seen for DUO_STALE_DAYS',
+          summary:
+            'Partners in service with presence, by id, in pages (a partner or operator token in token mode); ?all=true adds those not seen for DUO_STALE_DAYS',
         },
       },
     )

@@ -98,11 +98,13 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
       } else if (to) {
         target = { to }
       } else {
-        const listed = await brokerCall(ctx, 'talk', () => partner.client.partners())
+        // Three partners are enough to tell "exactly one other" from "none" and "several", at any number of partners.
+        const listed = await brokerCall(ctx, 'talk', () => partner.client.partners({ limit: 3 }))
         if (listed instanceof ToolFailure) return listed.result
         const others = listed.partners.filter((p) => p.id !== partner.id)
+        const more = Boolean(listed.next_after_id)
         const [only] = others
-        if (others.length === 1 && only) target = { to: only.id }
+        if (others.length === 1 && only && !more) target = { to: only.id }
         else if (others.length === 0) {
           return failure(
             ctx,
@@ -110,9 +112,11 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
           ).result
         } else {
           const choices = others.map((p) => `${plain(p.id)} (${p.status === 'online' ? 'online' : 'offline'})`)
+          const count = listed.total !== undefined ? listed.total - 1 : others.length
+          const shown = more ? `${choices.join(', ')} and more (see list_partners)` : choices.join(', ')
           return failure(
             ctx,
-            `Say who the message is for: there are ${others.length} other partners: ${choices.join(', ')}. Call talk again with \`to\` set to one of these ids, or with \`conversation\` set to a conversation id (see list_conversations).`,
+            `Say who the message is for: there are ${count} other partners: ${shown}. Call talk again with \`to\` set to one of these ids, or with \`conversation\` set to a conversation id (see list_conversations).`,
           ).result
         }
       }
