@@ -1,4 +1,4 @@
-// Read model: conversations (direct and group), their membership, archived state and the direct-pair index.
+// Read model: conversations (direct and group), their membership, names, archived state, the loop guard's count and pause, and the direct-pair index.
 import type { Database } from 'bun:sqlite'
 import { pairOf } from '../events/decide.ts'
 import type { Envelope } from '../events/schema.ts'

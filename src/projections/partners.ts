@@ -1,4 +1,4 @@
-// Read model: partners, their settings, token hashes and last activity (presence is derived from it at read time).
+// Read model: partners, their kind, settings, token hashes, retirement and last activity (presence is derived from it at read time).
 import type { Database } from 'bun:sqlite'
 import { type Envelope, idSkeleton, idSkeletonSql, type PartnerKind } from '../events/schema.ts'
 

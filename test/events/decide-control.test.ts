@@ -1,23 +1,9 @@
 // The rules of conversation control: loop guard, membership changes and retirement, given events, when a command.
-import { afterEach, describe, expect, test } from 'bun:test'
-import { type Command, decide, type Rejection, type Result, type Rules } from '../../src/events/decide.ts'
+import { describe, expect, test } from 'bun:test'
+import type { Command, Rejection, Result, Rules } from '../../src/events/decide.ts'
 import type { DuoEvent } from '../../src/events/schema.ts'
-import { decisionView } from '../../src/projections/index.ts'
-import { openStore, type Store } from '../../src/store.ts'
 import { archived, direct, group, left, registered, sent } from '../projections/given.ts'
-
-const stores: Store[] = []
-afterEach(async () => {
-  for (const store of stores.splice(0)) await store.close()
-})
-
-async function given(history: DuoEvent[], rules: Partial<Rules> = {}) {
-  const store = openStore({ path: ':memory:', rules })
-  stores.push(store)
-  if (history.length > 0) await store.log.transact(() => store.log.append(history))
-  const view = decisionView(store.views, store.log.lastSeq)
-  return { store, when: (command: Command) => decide(command, view, store.rules) }
-}
+import { given } from './given.ts'
 
 const human = (partnerId: string): DuoEvent => ({
   type: 'PartnerRegistered',

@@ -1,23 +1,8 @@
 // The pure rules: given events in a fresh store, when a command, then events or a typed refusal.
-import { afterEach, describe, expect, test } from 'bun:test'
-import { type Command, decide, type Rules } from '../../src/events/decide.ts'
+import { describe, expect, test } from 'bun:test'
+import type { Command } from '../../src/events/decide.ts'
 import type { DuoEvent } from '../../src/events/schema.ts'
-import { decisionView } from '../../src/projections/index.ts'
-import { openStore, type Store } from '../../src/store.ts'
-
-const stores: Store[] = []
-afterEach(async () => {
-  for (const store of stores.splice(0)) await store.close()
-})
-
-/** A fresh in-memory store holding `history`; `when` decides a command against its views. */
-async function given(history: DuoEvent[], rules: Partial<Rules> = {}) {
-  const store = openStore({ path: ':memory:', rules })
-  stores.push(store)
-  if (history.length > 0) await store.log.transact(() => store.log.append(history))
-  const view = decisionView(store.views, store.log.lastSeq)
-  return { store, when: <C extends Command>(command: C) => decide(command, view, store.rules) }
-}
+import { given } from './given.ts'
 
 const HASH_A = 'a'.repeat(64)
 const HASH_B = 'b'.repeat(64)
