@@ -35,20 +35,22 @@ describe('talk', () => {
   })
 
   test.each([
-    ['no recipient', { fromId: 'alice', content: 'to whom?' }, 400],
-    ['an empty message', { fromId: 'alice', to: 'bob', content: '' }, 400],
-    ['a message to oneself', { fromId: 'alice', to: 'alice', content: 'me' }, 400],
-    ['a missing content field', { fromId: 'alice', to: 'bob' }, 400],
-    ['a malformed recipient id', { fromId: 'alice', to: 'b/ob', content: 'x' }, 400],
-    ['an unknown sender', { fromId: 'mallory', to: 'bob', content: 'x' }, 404],
-    ['an unknown recipient', { fromId: 'alice', to: 'nobody', content: 'x' }, 404],
-    ['an unknown conversation', { fromId: 'alice', conversationId: 'group_nope', content: 'x' }, 404],
-    ['a sender outside the conversation', { fromId: 'carol', conversationId: 'direct_alice_bob', content: 'x' }, 403],
-  ])('refuses %s and appends nothing', async (_, body, status) => {
+    // Malformed input is refused by validation before any rule runs (no reason); a broken rule names its reason.
+    ['no recipient', { fromId: 'alice', content: 'to whom?' }, 400, 'no_recipient'],
+    ['an empty message', { fromId: 'alice', to: 'bob', content: '' }, 400, undefined],
+    ['a message to oneself', { fromId: 'alice', to: 'alice', content: 'me' }, 400, 'talk_to_self'],
+    ['a missing content field', { fromId: 'alice', to: 'bob' }, 400, undefined],
+    ['a malformed recipient id', { fromId: 'alice', to: 'b/ob', content: 'x' }, 400, undefined],
+    ['an unknown sender', { fromId: 'mallory', to: 'bob', content: 'x' }, 404, 'unknown_partner'],
+    ['an unknown recipient', { fromId: 'alice', to: 'nobody', content: 'x' }, 404, 'unknown_partner'],
+    ['an unknown conversation', { fromId: 'alice', conversationId: 'group_nope', content: 'x' }, 404, 'unknown_conversation'],
+    ['a sender outside the conversation', { fromId: 'carol', conversationId: 'direct_alice_bob', content: 'x' }, 403, 'not_a_participant'],
+  ])('refuses %s and appends nothing', async (_, body, status, reason) => {
     const before = await broker.lastSeq()
     const reply = await broker.post('/talk', body)
     expect(reply.status).toBe(status)
     expect(reply.body.error).toEqual(expect.any(String))
+    expect(reply.body.reason).toBe(reason)
     expect(await broker.lastSeq()).toBe(before)
   })
 
@@ -247,7 +249,8 @@ describe('group conversations', () => {
   })
 
   test('refuses history of an unknown conversation with 404', async () => {
-    expect((await broker.get('/conversations/group_nope/messages')).status).toBe(404)
+    const reply = await broker.get('/conversations/group_nope/messages')
+    expect([reply.status, reply.body.reason, reply.body.conversationId]).toEqual([404, 'unknown_conversation', 'group_nope'])
   })
 
   test('refuses to leave a direct conversation (409), a group one is not in (403), an unknown one (404)', async () => {
@@ -255,8 +258,11 @@ describe('group conversations', () => {
     const direct = await broker.post('/conversations/direct_alice_carol/leave', { partnerId: 'alice' })
     expect(direct.status).toBe(409)
     expect(direct.body.error).toContain('direct')
-    expect((await broker.post(`/conversations/${groupId}/leave`, { partnerId: 'dave' })).status).toBe(403)
-    expect((await broker.post('/conversations/group_nope/leave', { partnerId: 'alice' })).status).toBe(404)
+    expect(direct.body.reason).toBe('cannot_leave_direct')
+    const outsider = await broker.post(`/conversations/${groupId}/leave`, { partnerId: 'dave' })
+    expect([outsider.status, outsider.body.reason]).toEqual([403, 'not_a_participant'])
+    const unknown = await broker.post('/conversations/group_nope/leave', { partnerId: 'alice' })
+    expect([unknown.status, unknown.body.reason]).toEqual([404, 'unknown_conversation'])
     expect((await broker.post(`/conversations/${groupId}/leave`, {})).status).toBe(400)
     expect(await broker.lastSeq()).toBe(before)
   })
@@ -283,6 +289,7 @@ describe('group conversations', () => {
     for (const fromId of ['alice', 'bob']) {
       const reply = await broker.post('/talk', { fromId, conversationId: id, content: 'anyone?' })
       expect(reply.status).toBe(409)
+      expect(reply.body.reason).toBe('conversation_archived')
       expect(reply.body.error).toContain('archived')
     }
     expect(await broker.lastSeq()).toBe(before)

@@ -89,10 +89,13 @@ describe('cursor long-poll', () => {
   )
 
   test('refuses an unknown partner (404), an unknown conversation (404), a conversation it is not in (403)', async () => {
-    expect((await broker.get('/listen/nobody?after=0&wait=0')).status).toBe(404)
-    expect((await broker.get('/listen/bob?after=0&wait=0&conversationId=group_nope')).status).toBe(404)
+    const unknown = await broker.get('/listen/nobody?after=0&wait=0')
+    expect([unknown.status, unknown.body.reason, unknown.body.partnerId]).toEqual([404, 'unknown_partner', 'nobody'])
+    const noSuch = await broker.get('/listen/bob?after=0&wait=0&conversationId=group_nope')
+    expect([noSuch.status, noSuch.body.reason, noSuch.body.conversationId]).toEqual([404, 'unknown_conversation', 'group_nope'])
     const notMine = await broker.get('/listen/carol?after=0&wait=0&conversationId=direct_alice_bob')
     expect(notMine.status).toBe(403)
+    expect(notMine.body.reason).toBe('not_a_participant')
     expect(notMine.body.error).toContain('direct_alice_bob')
   })
 
@@ -103,7 +106,7 @@ describe('cursor long-poll', () => {
     expect(reply.body).toEqual({ error: expect.any(String), reason: 'cursor_ahead', last_seq: last })
     const ack = await broker.post('/listen/bob/ack', { cursor: last + 1 })
     expect(ack.status).toBe(409)
-    expect(ack.body.last_seq).toBe(last)
+    expect(ack.body).toEqual({ error: expect.any(String), reason: 'cursor_ahead', last_seq: last })
   })
 
   test('asking with after=N acknowledges up to N in the conversations it covers', async () => {
@@ -147,8 +150,10 @@ describe('cursor long-poll', () => {
     const before = await broker.lastSeq()
     expect((await broker.post('/listen/fay/ack', {})).status).toBe(400)
     expect((await broker.post('/listen/fay/ack', { cursor: 'soon' })).status).toBe(400)
-    expect((await broker.post('/listen/nobody/ack', { cursor: 1 })).status).toBe(404)
-    expect((await broker.post('/listen/fay/ack', { cursor: 1, conversationId: 'direct_alice_bob' })).status).toBe(403)
+    const unknown = await broker.post('/listen/nobody/ack', { cursor: 1 })
+    expect([unknown.status, unknown.body.reason]).toEqual([404, 'unknown_partner'])
+    const notMine = await broker.post('/listen/fay/ack', { cursor: 1, conversationId: 'direct_alice_bob' })
+    expect([notMine.status, notMine.body.reason]).toEqual([403, 'not_a_participant'])
     expect(await broker.lastSeq()).toBe(before)
   })
 })
