@@ -41,24 +41,29 @@ export class Countdown {
   }
 }
 
-/** A cursor long-poll loop (`GET /listen/:id?after=N&wait=S`) until `stop` aborts; errors are counted. */
-export function longPoll(base: string, partnerId: string, after: number, receipts: Receipts, stop: AbortSignal) {
-  const state = { errors: 0, cursor: after, done: Promise.resolve() }
+export type Listening = { errors: number; done: Promise<void> }
+export type Listen = (base: string, partnerId: string, after: number, receipts: Receipts, stop: AbortSignal) => Listening
+
+/** Asks `ask()` again as soon as it is answered until `stop` aborts; each answer's messages go to `receipts`. */
+function listenLoop(
+  receipts: Receipts,
+  stop: AbortSignal,
+  ask: () => { url: string; headers?: Record<string, string> },
+  answered: (body: { messages: Array<{ seq: number }>; cursor?: number }) => void = () => {},
+): Listening {
+  const state: Listening = { errors: 0, done: Promise.resolve() }
   state.done = (async () => {
     while (!stop.aborted) {
       try {
-        const reply = await get<{ messages: Array<{ seq: number }>; cursor: number }>(
-          `${base}/listen/${partnerId}?after=${state.cursor}&wait=30`,
-          {},
-          stop,
-        )
+        const { url, headers } = ask()
+        const reply = await get<{ messages: Array<{ seq: number }>; cursor?: number }>(url, headers, stop)
         if (reply.status !== 200) {
           state.errors++
           await Bun.sleep(10)
           continue
         }
         for (const m of reply.body.messages) receipts.take(m.seq)
-        state.cursor = reply.body.cursor
+        answered(reply.body)
       } catch {
         if (!stop.aborted) state.errors++
       }
@@ -67,30 +72,20 @@ export function longPoll(base: string, partnerId: string, after: number, receipt
   return state
 }
 
+/** A cursor long-poll loop (`GET /listen/:id?after=N&wait=S`) until `stop` aborts; errors are counted. */
+export const longPoll: Listen = (base, partnerId, after, receipts, stop) => {
+  let cursor = after
+  return listenLoop(
+    receipts,
+    stop,
+    () => ({ url: `${base}/listen/${partnerId}?after=${cursor}&wait=30` }),
+    (body) => (cursor = body.cursor ?? cursor),
+  )
+}
+
 /**
  * The original partner's listen loop (`GET /listen/:id?timeout=2`, no cursor, `Content-Type: application/json`),
  * asking again as soon as it is answered, until `stop` aborts; errors are counted.
  */
-export function seedListen(base: string, partnerId: string, receipts: Receipts, stop: AbortSignal) {
-  const state = { errors: 0, done: Promise.resolve() }
-  state.done = (async () => {
-    while (!stop.aborted) {
-      try {
-        const reply = await get<{ hasMessages: boolean; messages: Array<{ seq: number }> }>(
-          `${base}/listen/${partnerId}?timeout=2`,
-          { 'content-type': 'application/json' },
-          stop,
-        )
-        if (reply.status !== 200) {
-          state.errors++
-          await Bun.sleep(10)
-          continue
-        }
-        for (const m of reply.body.messages) receipts.take(m.seq)
-      } catch {
-        if (!stop.aborted) state.errors++
-      }
-    }
-  })()
-  return state
-}
+export const seedListen: Listen = (base, partnerId, _after, receipts, stop) =>
+  listenLoop(receipts, stop, () => ({ url: `${base}/listen/${partnerId}?timeout=2`, headers: { 'content-type': 'application/json' } }))

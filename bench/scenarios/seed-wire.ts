@@ -1,59 +1,13 @@
 // The seed's wire API (legacy listen, no cursor) driven the way the original partner drives it: ask again at once.
 import { blank, type Scenario } from '../context.ts'
-import { post, registerAll, stats, untilListening } from '../client.ts'
+import { fanout } from './delivery.ts'
+import { post, registerAll, stats } from '../client.ts'
 import { Countdown, Receipts, seedListen } from '../listeners.ts'
 
 const ROUND_MS = 3000
 
-/** A group of 21: one speaker, 20 seed listeners; each round one talk, timed until all 20 have it. */
-export const seedFanout20: Scenario = async (ctx) => {
-  const out = blank('seed-fanout-20')
-  const broker = await ctx.broker('seed-fanout20')
-  const stop = new AbortController()
-  const n = 20
-  try {
-    const listeners = Array.from({ length: n }, (_, i) => `member${i}`)
-    await registerAll(broker.url, ['speaker', ...listeners])
-    const created = await post(`${broker.url}/conversations`, { creatorId: 'speaker', name: 'fan-out', participants: listeners })
-    if (created.status !== 200) throw new Error(`create group: ${JSON.stringify(created.body)}`)
-    const groupId = created.body.conversation.id as string
-    const countdown = new Countdown()
-    const receipts = listeners.map(() => new Receipts(() => countdown.hit()))
-    const polls = listeners.map((id, i) => seedListen(broker.url, id, receipts[i]!, stop.signal))
-    const rounds = ctx.quick ? 100 : 500
-    const allReceived: number[] = []
-    for (let i = 0; i < rounds; i++) {
-      if (!(await untilListening(broker.url, n, performance.now() + ROUND_MS))) throw new Error('the listeners never parked')
-      countdown.arm(n)
-      const t0 = performance.now()
-      const [reply] = await Promise.all([
-        post(`${broker.url}/talk`, { fromId: 'speaker', conversationId: groupId, content: `fan-out ${i}` }),
-        countdown.wait(ROUND_MS),
-      ])
-      if (reply.status !== 200) {
-        out.errors++
-        continue
-      }
-      const times = receipts.map((r) => r.at.get(reply.body.messageId))
-      out.lost += times.filter((t) => t === undefined).length
-      const got = times.filter((t): t is number => t !== undefined).map((t) => t - t0)
-      if (got.length === n) allReceived.push(Math.max(...got))
-    }
-    out.duplicated = receipts.reduce((d, r) => d + r.duplicated, 0)
-    out.errors += polls.reduce((e, p) => e + p.errors, 0)
-    const all = stats(allReceived)
-    out.figures.push(
-      { metric: 'all 20 received p50', value: all.p50, unit: 'ms' },
-      { metric: 'all 20 received p99', value: all.p99, unit: 'ms', target: { op: '<=', value: 5 } },
-      { metric: 'duplicates', value: out.duplicated, unit: 'count', target: { op: '<=', value: 0 } },
-    )
-    out.notes.push(`20 seed listeners (GET /listen/:id?timeout=2, asked again at once); ${rounds} rounds of one talk, timed until all 20 have it`)
-  } finally {
-    stop.abort()
-    await broker.stop()
-  }
-  return out
-}
+/** The fan-out to 20 with the seed's listen, asked again at once (the original partner's loop). */
+export const seedFanout20 = fanout('seed-fanout-20', seedListen, 5, 'seed listeners (GET /listen/:id?timeout=2, asked again at once)')
 
 /** Two seed partners answering each other: each turn one talk, timed until the other has it. */
 export const seedPingPong: Scenario = async (ctx) => {
@@ -65,7 +19,7 @@ export const seedPingPong: Scenario = async (ctx) => {
     await registerAll(broker.url, [...ids])
     const countdown = new Countdown()
     const receipts = ids.map(() => new Receipts(() => countdown.hit()))
-    const polls = ids.map((id, i) => seedListen(broker.url, id, receipts[i]!, stop.signal))
+    const polls = ids.map((id, i) => seedListen(broker.url, id, 0, receipts[i]!, stop.signal))
     const rounds = ctx.quick ? 100 : 400
     const latencies: number[] = []
     for (let i = 0; i < rounds; i++) {

@@ -59,6 +59,37 @@ export function tempDir(prefix = 'duo-http-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
 
+/** JSON calls to a broker at `url` (in this process or another), and the few every test needs. */
+export function clientOf(url: string) {
+  const call = async <T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> => {
+    const response = await fetch(url + path, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    })
+    return { status: response.status, body: parseOrText(await response.text()) as T, headers: response.headers }
+  }
+  return {
+    call,
+    get: <T = any>(path: string, headers?: Record<string, string>) => call<T>('GET', path, undefined, headers),
+    post: <T = any>(path: string, body?: unknown, headers?: Record<string, string>) => call<T>('POST', path, body ?? {}, headers),
+    async register(...ids: string[]): Promise<void> {
+      for (const partnerId of ids) {
+        const reply = await call('POST', '/register', { partnerId })
+        if (reply.status !== 200) throw new Error(`register ${partnerId}: ${reply.status} ${JSON.stringify(reply.body)}`)
+      }
+    },
+    async talk(fromId: string, target: { to?: string; conversationId?: string }, content: string): Promise<TalkReply> {
+      const reply = await call('POST', '/talk', { fromId, ...target, content })
+      if (reply.status !== 200) throw new Error(`talk ${fromId}: ${reply.status} ${JSON.stringify(reply.body)}`)
+      return reply.body
+    },
+    async lastSeq(): Promise<number> {
+      return (await call('GET', '/health')).body.last_seq
+    },
+  }
+}
+
 export async function startTestBroker(overrides: Partial<BrokerConfig> = {}, now?: () => Date): Promise<TestBroker> {
   const dir = tempDir()
   const dbPath = join(dir, 'duo.db')
@@ -71,35 +102,11 @@ export async function startTestBroker(overrides: Partial<BrokerConfig> = {}, now
     sync: 'normal',
     ...overrides,
   }, now)
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const response = await fetch(broker.url + path, {
-      method,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    })
-    return { status: response.status, body: parseOrText(await response.text()) as any, headers: response.headers }
-  }
   const test: TestBroker = {
     ...broker,
+    ...clientOf(broker.url),
     dir,
     dbPath,
-    call,
-    get: (path, headers) => call('GET', path, undefined, headers),
-    post: (path, body, headers) => call('POST', path, body ?? {}, headers),
-    async register(...ids) {
-      for (const partnerId of ids) {
-        const reply = await call('POST', '/register', { partnerId })
-        if (reply.status !== 200) throw new Error(`register ${partnerId}: ${reply.status} ${JSON.stringify(reply.body)}`)
-      }
-    },
-    async talk(fromId, target, content) {
-      const reply = await call('POST', '/talk', { fromId, ...target, content })
-      if (reply.status !== 200) throw new Error(`talk ${fromId}: ${reply.status} ${JSON.stringify(reply.body)}`)
-      return reply.body
-    },
-    async lastSeq() {
-      return (await call('GET', '/health')).body.last_seq
-    },
     async untilParked(n) {
       if (!(await eventually(() => broker.parked() >= n, 5000, 2)))
         throw new Error(`expected ${n} parked listeners within 5 s, ${broker.parked()} are`)

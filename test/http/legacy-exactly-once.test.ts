@@ -3,19 +3,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { LOAD_ENV, type Message, parseOrText, tempDir } from './helpers.ts'
+import { clientOf, LOAD_ENV, type Message, tempDir } from './helpers.ts'
 
 const ROOT = join(import.meta.dir, '..', '..')
 
-type Broker = {
-  url: string
-  port: number
-  get(path: string): Promise<{ status: number; body: any }>
-  post(path: string, body: unknown): Promise<{ status: number; body: any }>
-  register(...ids: string[]): Promise<void>
-  talk(fromId: string, target: { to?: string; conversationId?: string }, content: string): Promise<{ messageId: number }>
-  stop(): Promise<void>
-}
+type Broker = ReturnType<typeof clientOf> & { url: string; port: number; stop(): Promise<void> }
 
 /**
  * The real broker process (durability `full`): the race this guards against needs the client in another
@@ -41,37 +33,16 @@ async function spawnBroker(): Promise<Broker> {
     }
     throw new Error(`the broker did not start: ${out}`)
   })()
-  const call = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(url + path, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-    return { status: response.status, body: parseOrText(await response.text()) as any }
-  }
-  const broker: Broker = {
+  return {
+    ...clientOf(url),
     url,
     port: Number(new URL(url).port),
-    get: (path) => call('GET', path),
-    post: (path, body) => call('POST', path, body),
-    async register(...ids) {
-      for (const partnerId of ids) {
-        const reply = await call('POST', '/register', { partnerId })
-        if (reply.status !== 200) throw new Error(`register ${partnerId}: ${reply.status} ${JSON.stringify(reply.body)}`)
-      }
-    },
-    async talk(fromId, target, content) {
-      const reply = await call('POST', '/talk', { fromId, ...target, content })
-      if (reply.status !== 200) throw new Error(`talk ${fromId}: ${reply.status} ${JSON.stringify(reply.body)}`)
-      return reply.body
-    },
     async stop() {
       proc.kill('SIGTERM')
       await proc.exited
       rmSync(dir, { recursive: true, force: true })
     },
   }
-  return broker
 }
 
 /** Resolves when `ready()` holds after some `notify()`, or fails after `ms` with `what`. */
