@@ -102,8 +102,11 @@ export function updateClaudeMd(projectDir: string, messages: MessageView[]): voi
   if (stat?.isSymbolicLink()) return warnOnce(path, 'it is a symbolic link (Duo does not follow it, and never replaces it with a file)')
   if (stat && !stat.isFile()) return warnOnce(path, 'it is not a regular file')
   if (stat && stat.nlink > 1) return warnOnce(path, 'it has several hard links (replacing it would split them)')
-  const existing = stat ? readFileSync(path, 'utf8') : ''
-  const next = replaceSection(existing, messages.length === 0 ? null : renderUnreadSection(messages))
+  // Bytes as latin1 text (one character per byte), so that a file that is not valid UTF-8 (or has a BOM) is kept
+  // byte for byte; the markers are ASCII, and the section goes in as its UTF-8 bytes.
+  const existing = stat ? readFileSync(path, 'latin1') : ''
+  const section = messages.length === 0 ? null : Buffer.from(renderUnreadSection(messages), 'utf8').toString('latin1')
+  const next = replaceSection(existing, section)
   if (next === undefined) return warnOnce(path, `it has a ${START_MARKER} line without a ${END_MARKER} line after it; fix or remove the marker`)
   if (next === existing) return
   // Only our section was in it: the file was ours to create, so it goes with the section.
@@ -114,6 +117,6 @@ export function updateClaudeMd(projectDir: string, messages: MessageView[]): voi
   const tmp = `${path}.duo-${process.pid}.tmp`
   // `wx`: never write through something already at the temporary path (a link planted there, a stale file).
   rmSync(tmp, { force: true })
-  writeFileSync(tmp, next, { mode: stat ? stat.mode & 0o777 : 0o644, flag: 'wx' })
+  writeFileSync(tmp, next, { encoding: 'latin1', mode: stat ? stat.mode & 0o777 : 0o644, flag: 'wx' })
   renameSync(tmp, path)
 }

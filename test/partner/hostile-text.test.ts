@@ -132,6 +132,22 @@ describe("the recipient's CLAUDE.md", () => {
     expect(readFileSync(file, 'utf8')).toBe(USER_CLAUDE_MD)
   })
 
+  test('a CLAUDE.md that is not valid UTF-8 (or starts with a BOM) is kept byte for byte around the section', async () => {
+    const a = await partner(project('bytes'))
+    const b = await partner(project('byteswriter'))
+    const file = join(a.running.partner.config.projectDir, 'CLAUDE.md')
+    const user = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('# Règles\n'), Buffer.from([0xff, 0xfe, 0x80, 0x0a])])
+    writeFileSync(file, user)
+    const seq = seqOf(await call(b.client, 'talk', { message: 'hello', to: a.running.partner.id }))
+    await waitFor('the section', () => readFileSync(file, 'utf8').includes(`- #${seq} in `))
+    const withSection = readFileSync(file)
+    expect(withSection.subarray(0, user.length).equals(user)).toBe(true)
+    expect(withSection.subarray(user.length).toString('utf8')).toStartWith(`${START_MARKER}\n`)
+    await call(a.client, 'listen', {})
+    await waitFor('the section to go', () => !readFileSync(file, 'utf8').includes(START_MARKER))
+    expect(readFileSync(file).equals(user)).toBe(true)
+  })
+
   test('a section an older partner wrote with a hostile preview in it is removed, leaving the user\'s text', async () => {
     const dir = project('legacy')
     const file = join(dir, 'CLAUDE.md')
