@@ -20,7 +20,8 @@ export type Rejection =
   | { reason: 'operator_token_required' }
   | { reason: 'invalid_request'; message: string }
   | { reason: 'web_page_refused'; message: string }
-  | { reason: 'conversation_paused'; conversationId: string; hops: number }
+  /** `pausedBy`: a person paused it (absent: the loop guard). */
+  | { reason: 'conversation_paused'; conversationId: string; hops: number; pausedBy?: 'operator' | 'human' }
   | { reason: 'partner_retired'; partnerId: string }
   | { reason: 'not_a_group'; conversationId: string }
   | { reason: 'too_many_groups'; partnerId: string; limit: number }
@@ -46,6 +47,7 @@ export interface DecisionView {
     /** Agent messages in a row since the last human message or resume. */
     hops: number
     is_paused: number
+    paused_by: 'operator' | 'human' | null
   } | null
   isMember(conversationId: string, partnerId: string): boolean
   members(conversationId: string): string[]
@@ -106,6 +108,8 @@ export type Command =
   | { kind: 'rename'; partnerId: string; conversationId: string; name: string }
   /** `partnerId`: the human participant who resumes; absent: the operator. */
   | { kind: 'resume'; conversationId: string; partnerId?: string }
+  /** A person stops the agents of a conversation, as the loop guard does. `partnerId`: the human; absent: the operator. */
+  | { kind: 'pause'; conversationId: string; partnerId?: string }
 
 /** What each command decides: its events, plus what the caller needs to answer (one shape per command kind). */
 type Decisions = {
@@ -129,6 +133,8 @@ type Decisions = {
   rename: { events: DuoEvent[] }
   /** `resumed`: whether the conversation was paused. */
   resume: { events: DuoEvent[]; resumed: boolean }
+  /** `paused`: whether this paused it (false: it was paused already). */
+  pause: { events: DuoEvent[]; paused: boolean }
 }
 // A command kind without its decision shape does not compile.
 type EveryKind<T extends Record<Command['kind'], { events: DuoEvent[] }>> = T
@@ -291,6 +297,8 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
     }
     case 'resume':
       return decideResume(command, view)
+    case 'pause':
+      return decidePause(command, view)
     default: {
       const unhandled: never = command
       throw new Error(`unhandled command ${JSON.stringify(unhandled)}`)
@@ -383,16 +391,34 @@ function decideRetire(partnerId: string, view: DecisionView): Result<Decision<'r
   return ok({ events })
 }
 
+/** Who may pause or resume: the operator (no `partnerId`), or a human partner, member or not. */
+function humanOrOperator(view: DecisionView, partnerId: string | undefined, action?: string): Rejection | null {
+  if (partnerId === undefined) return null
+  const refused = unusable(view, partnerId)
+  if (refused) return refused
+  // A human oversees every conversation (as when talking), so a human need not be a member.
+  if (view.partner(partnerId)!.kind === 'human') return null
+  return { reason: 'not_human', partnerId, ...(action !== undefined ? { action } : {}) }
+}
+
+function decidePause(command: Extract<Command, { kind: 'pause' }>, view: DecisionView): Result<Decision<'pause'>> {
+  const { conversationId, partnerId } = command
+  const conversation = view.conversation(conversationId)
+  if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
+  const refused = humanOrOperator(view, partnerId, 'pause a conversation')
+  if (refused) return refuse(refused)
+  if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId })
+  if (conversation.is_paused) return ok({ events: [], paused: false })
+  const by = partnerId === undefined ? { pausedBy: 'operator' as const } : { pausedBy: 'human' as const, partnerId }
+  return ok({ paused: true, events: [{ type: 'ConversationPaused', data: { conversationId, hops: conversation.hops, ...by } }] })
+}
+
 function decideResume(command: Extract<Command, { kind: 'resume' }>, view: DecisionView): Result<Decision<'resume'>> {
   const { conversationId, partnerId } = command
   const conversation = view.conversation(conversationId)
   if (!conversation) return refuse({ reason: 'unknown_conversation', conversationId })
-  if (partnerId !== undefined) {
-    const refused = unusable(view, partnerId)
-    if (refused) return refuse(refused)
-    // A human oversees every conversation (as when talking), so a human need not be a member to resume one.
-    if (view.partner(partnerId)!.kind !== 'human') return refuse({ reason: 'not_human', partnerId })
-  }
+  const refused = humanOrOperator(view, partnerId)
+  if (refused) return refuse(refused)
   const resumed = conversation.is_paused === 1
   // A resume also starts the count over when nothing was paused yet; with nothing to change it records nothing.
   if (!resumed && conversation.hops === 0) return ok({ events: [], resumed })
@@ -460,15 +486,22 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
    * The loop guard. A human's message starts the count over (resuming a paused conversation first); an
    * agent's is refused in a paused conversation, and the one that reaches `maxHops` pauses it.
    */
-  function guarded(conversationId: string, state: { hops: number; is_paused: number }, before: DuoEvent[]): Result<Decision<'talk'>> {
+  function guarded(conversationId: string, state: { hops: number; is_paused: number; paused_by?: 'operator' | 'human' | null }, before: DuoEvent[]): Result<Decision<'talk'>> {
     if (human) {
       const resume: DuoEvent[] = state.is_paused
         ? [{ type: 'ConversationResumed', data: { conversationId, partnerId: fromId } }]
         : []
       return ok({ conversationId, events: [...before, ...resume, sent(conversationId)] })
     }
+    // Paused stays paused with the guard off (DUO_MAX_HOPS=0): a person may have paused it, and only a resume ends it.
+    if (state.is_paused)
+      return refuse({
+        reason: 'conversation_paused',
+        conversationId,
+        hops: state.hops,
+        ...(state.paused_by ? { pausedBy: state.paused_by } : {}),
+      })
     if (rules.maxHops === 0) return ok({ conversationId, events: [...before, sent(conversationId)] })
-    if (state.is_paused) return refuse({ reason: 'conversation_paused', conversationId, hops: state.hops })
     const hops = state.hops + 1
     const pause: DuoEvent[] = hops >= rules.maxHops ? [{ type: 'ConversationPaused', data: { conversationId, hops } }] : []
     return ok({ conversationId, events: [...before, sent(conversationId), ...pause] })

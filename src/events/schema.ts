@@ -160,10 +160,20 @@ export const ConversationRenamed = z.object({
   data: z.object({ conversationId: ConversationId, name: z.string(), renamedBy: PartnerId }),
 })
 
-/** The loop guard stopped agents talking here after `hops` agent messages in a row with no human message. */
+/**
+ * Agents may not talk here until a resume or a human message: the loop guard stopped them after `hops` agent
+ * messages in a row with no human message, or a person paused it (`pausedBy`; `partnerId`: the human who did).
+ */
 export const ConversationPaused = z.object({
   type: z.literal('ConversationPaused'),
-  data: z.object({ conversationId: ConversationId, hops: z.number().int().positive() }),
+  data: z.object({
+    conversationId: ConversationId,
+    /** Agent messages in a row when it was paused. */
+    hops: z.number().int().nonnegative(),
+    /** Absent: the loop guard. */
+    pausedBy: z.enum(['operator', 'human']).optional(),
+    partnerId: PartnerId.optional(),
+  }),
 })
 
 /** Agents may talk here again; the hop count starts over. `partnerId`: the human who resumed it; absent: the operator. */

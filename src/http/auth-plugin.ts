@@ -32,7 +32,7 @@ const docs = (...security: Array<Record<string, never[]>>) => ({ detail: { secur
  * - `operator` — the operator token, in every mode: `actor`;
  * - `logReader` — the operator (anyone in open mode), for the whole log: `actor`;
  * - `member: 'params.id'` — a member of that conversation or the operator (anyone in open mode): `actor`;
- * - `resumer` — the operator, or the human partner `body.partnerId` names: `actor`, `resumedBy`;
+ * - `resumer` — resuming or pausing a conversation: the operator, or the human partner `body.partnerId` names: `actor`, `resumedBy`;
  * - `registering` — `/register`: an id that holds a token re-registers only with it, and only the
  *   operator registers a human: `actor`.
  */

@@ -70,8 +70,11 @@ export function explain(r: Rejection): string {
       return r.message
     case 'conversation_paused':
       return (
-        `conversation "${r.conversationId}" is paused by the loop guard after ${r.hops} messages in a row between agents ` +
-        'with no human message. Stop sending messages here and wait for your human: a message from a human ' +
+        `conversation "${r.conversationId}" is paused ` +
+        (r.pausedBy === undefined
+          ? `by the loop guard after ${r.hops} messages in a row between agents with no human message. `
+          : `by ${r.pausedBy === 'operator' ? 'the operator' : 'a human participant'}. `) +
+        'Stop sending messages here and wait for your human: a message from a human ' +
         'participant, or a resume by the operator or a human (POST /conversations/:id/resume), lets agents talk again.'
       )
     case 'partner_retired':
@@ -103,6 +106,7 @@ export const refusalBody = (r: Rejection) => ({
   ...(r.reason === 'partner_id_taken' ? { existing: r.existing } : {}),
   ...('limit' in r ? { limit: r.limit } : {}),
   ...(r.reason === 'rate_limited' ? { retry_after_s: r.retryAfterS } : {}),
+  ...(r.reason === 'conversation_paused' && r.pausedBy ? { paused_by: r.pausedBy } : {}),
 })
 
 /** The HTTP status of a refusal. */

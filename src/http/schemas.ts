@@ -37,7 +37,7 @@ export const ConversationParams = z.object({ id: ConversationId })
 export const UnregisterBody = z.object({ partnerId: PartnerId })
 export const LeaveBody = z.object({ partnerId: PartnerId })
 export const ResumeBody = z.object({
-  partnerId: PartnerId.optional().describe('The human participant who resumes; absent: the operator (operator token)'),
+  partnerId: PartnerId.optional().describe('The human partner who resumes (or pauses); absent: the operator (operator token)'),
 })
 export const PartnersQuery = z.object({
   all: z.enum(['true', 'false', '1', '0'], { error: 'all is true or false' }).optional().describe('Include partners not seen for DUO_STALE_DAYS'),

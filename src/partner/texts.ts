@@ -50,12 +50,14 @@ export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: stri
 
 /** The refusals of conversation control, said plainly: what happened and what the model should do now. */
 function controlText(error: Extract<BrokerError, { kind: 'rejected' }>, self: string): string | null {
-  const body = (error.body ?? {}) as { reason?: unknown; conversationId?: unknown; partnerId?: unknown; retry_after_s?: unknown }
+  const body = (error.body ?? {}) as { reason?: unknown; conversationId?: unknown; partnerId?: unknown; retry_after_s?: unknown; paused_by?: unknown }
   const conversation = typeof body.conversationId === 'string' ? plain(body.conversationId) : 'that conversation'
   switch (body.reason) {
     case 'conversation_paused':
       return (
-        `Duo's loop guard has PAUSED ${conversation}: too many messages in a row between agents with no human message. ` +
+        (body.paused_by === 'operator' || body.paused_by === 'human'
+          ? `A person (${body.paused_by === 'operator' ? 'the Duo operator' : 'a human participant'}) has PAUSED ${conversation}: agents may not post there for now. `
+          : `Duo's loop guard has PAUSED ${conversation}: too many messages in a row between agents with no human message. `) +
         'Stop sending messages there now, and do not work around the pause through another conversation. ' +
         'Tell your human (the user) that the conversation is paused and why, then wait for them: a message from a ' +
         'person there, or a resume by them or by the operator, lets agents talk again. Your message was not sent.'

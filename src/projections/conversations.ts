@@ -35,6 +35,8 @@ export const MIGRATIONS = [
      SELECT count(*) FROM messages m
      WHERE m.conversation_id = conversations.id AND m.seq > coalesce(
        (SELECT max(h.seq) FROM messages h WHERE h.conversation_id = conversations.id AND h.from_kind = 'human'), 0));`,
+  // Who paused it when a person did (null: the loop guard, or not paused).
+  `ALTER TABLE conversations ADD COLUMN paused_by TEXT`,
 ]
 export const TABLES = { conversations: 'id', participants: 'conversation_id, partner_id', direct_pairs: 'low, high' }
 
@@ -49,6 +51,8 @@ export type ConversationRow = {
   /** Agent messages in a row since the last human message or resume (the loop guard's count). */
   hops: number
   is_paused: number
+  /** `operator` or `human` when a person paused it; null for the loop guard (or when not paused). */
+  paused_by: 'operator' | 'human' | null
 }
 
 
@@ -68,8 +72,8 @@ export function createConversations(db: Database) {
      ON CONFLICT (conversation_id, partner_id) DO UPDATE SET joined_at = ?3, left_at = NULL`,
   )
   const rename = db.query('UPDATE conversations SET name = ? WHERE id = ?')
-  const pause = db.query('UPDATE conversations SET is_paused = 1 WHERE id = ?')
-  const resume = db.query('UPDATE conversations SET is_paused = 0, hops = 0 WHERE id = ?')
+  const pause = db.query('UPDATE conversations SET is_paused = 1, paused_by = ? WHERE id = ?')
+  const resume = db.query('UPDATE conversations SET is_paused = 0, paused_by = NULL, hops = 0 WHERE id = ?')
   const groupCount = db.query<{ n: number }, [string]>(
     `SELECT count(*) AS n FROM participants p JOIN conversations c ON c.id = p.conversation_id
      WHERE p.partner_id = ? AND p.left_at IS NULL AND c.type = 'group'`,
@@ -148,7 +152,7 @@ export function createConversations(db: Database) {
           rename.run(event.data.name, event.data.conversationId)
           return
         case 'ConversationPaused':
-          pause.run(event.data.conversationId)
+          pause.run(event.data.pausedBy ?? null, event.data.conversationId)
           return
         case 'ConversationResumed':
           resume.run(event.data.conversationId)

@@ -127,6 +127,11 @@ export const ResumeResponse = z.object({
   resumed: z.boolean().describe('Whether the conversation was paused'),
   conversation: ControlledConversation,
 })
+export const PauseResponse = z.object({
+  success: z.literal(true),
+  paused: z.boolean().describe('Whether this paused it (false: it was paused already)'),
+  conversation: ControlledConversation,
+})
 export const RetireResponse = z.object({ success: z.literal(true), partnerId: z.string(), retired: z.literal(true) })
 export const TokenResponse = z.object({ success: z.literal(true), partnerId: z.string(), token: z.string() })
 
@@ -151,6 +156,7 @@ export const Refusal = z.object({
   last_seq: z.number().int().optional(),
   limit: z.union([z.number(), z.string()]).optional(),
   retry_after_s: z.number().int().optional(),
+  paused_by: z.enum(['operator', 'human']).optional().describe('conversation_paused: a person paused it (absent: the loop guard)'),
 })
 
 /** An event as `/events`, `replay` and the SSE streams show it (its `data` is validated when it is appended). */

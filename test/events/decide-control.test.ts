@@ -106,14 +106,19 @@ describe('the loop guard', () => {
     })
   })
 
-  test('with DUO_MAX_HOPS=0 nothing is counted against, paused or refused', async () => {
-    const { when } = await given([...agents, direct('direct_alice_bob', 'alice', 'bob'), ...chat(500), paused('direct_alice_bob', 50)], {
-      maxHops: 0,
-    })
+  test('with DUO_MAX_HOPS=0 the guard never pauses', async () => {
+    const { when } = await given([...agents, direct('direct_alice_bob', 'alice', 'bob'), ...chat(500)], { maxHops: 0 })
     expect(when(talk('alice', { to: 'bob' }))).toEqual({
       ok: true,
       value: { conversationId: 'direct_alice_bob', events: [message('direct_alice_bob', 'alice')] },
     })
+  })
+
+  test('with DUO_MAX_HOPS=0 a paused conversation stays paused until a resume', async () => {
+    const { when } = await given([...agents, direct('direct_alice_bob', 'alice', 'bob'), ...chat(2), paused('direct_alice_bob', 2)], {
+      maxHops: 0,
+    })
+    expect(when(talk('alice', { to: 'bob' }))).toEqual(refused({ reason: 'conversation_paused', conversationId: 'direct_alice_bob', hops: 2 }))
   })
 })
 
@@ -171,6 +176,51 @@ describe('resume', () => {
   test('of a conversation with nothing to count appends nothing', async () => {
     const { when } = await given([...agents, direct('direct_alice_bob', 'alice', 'bob')])
     expect(when({ kind: 'resume', conversationId: 'direct_alice_bob' })).toEqual({ ok: true, value: { resumed: false, events: [] } })
+  })
+})
+
+describe('pause', () => {
+  const chatting = [...agents, human('hugo'), direct('direct_alice_bob', 'alice', 'bob'), ...chat(3)]
+
+  test('by the operator pauses at the current count, and says so', async () => {
+    const { when } = await given(chatting)
+    expect(when({ kind: 'pause', conversationId: 'direct_alice_bob' })).toEqual({
+      ok: true,
+      value: {
+        paused: true,
+        events: [{ type: 'ConversationPaused', data: { conversationId: 'direct_alice_bob', hops: 3, pausedBy: 'operator' } }],
+      },
+    })
+  })
+
+  test('by a human, member or not, names the human; agents are then refused with who paused', async () => {
+    const { when } = await given(chatting)
+    const pause = when({ kind: 'pause', conversationId: 'direct_alice_bob', partnerId: 'hugo' })
+    expect(pause).toEqual({
+      ok: true,
+      value: {
+        paused: true,
+        events: [{ type: 'ConversationPaused', data: { conversationId: 'direct_alice_bob', hops: 3, pausedBy: 'human', partnerId: 'hugo' } }],
+      },
+    })
+    const after = await given([...chatting, ...(pause.ok ? pause.value.events : [])], { maxHops: 0 })
+    expect(after.when(talk('bob', { to: 'alice' }))).toEqual(
+      refused({ reason: 'conversation_paused', conversationId: 'direct_alice_bob', hops: 3, pausedBy: 'human' }),
+    )
+  })
+
+  test('of a paused conversation appends nothing', async () => {
+    const { when } = await given([...chatting, paused('direct_alice_bob', 3)])
+    expect(when({ kind: 'pause', conversationId: 'direct_alice_bob' })).toEqual({ ok: true, value: { paused: false, events: [] } })
+  })
+
+  test('refuses an agent, an unknown conversation and an archived one', async () => {
+    const { when } = await given([...chatting, group('group_1', 'Team', ['alice', 'bob']), left('group_1', 'alice'), left('group_1', 'bob'), archived('group_1')])
+    expect(when({ kind: 'pause', conversationId: 'direct_alice_bob', partnerId: 'alice' })).toEqual(
+      refused({ reason: 'not_human', partnerId: 'alice', action: 'pause a conversation' }),
+    )
+    expect(when({ kind: 'pause', conversationId: 'group_x' })).toEqual(refused({ reason: 'unknown_conversation', conversationId: 'group_x' }))
+    expect(when({ kind: 'pause', conversationId: 'group_1' })).toEqual(refused({ reason: 'conversation_archived', conversationId: 'group_1' }))
   })
 })
 

@@ -77,6 +77,23 @@ describe('the loop guard (DUO_MAX_HOPS=4)', () => {
     expect(resumed.body).toMatchObject({ success: true, resumed: true })
   })
 
+  test('a person pauses a conversation by POST /conversations/:id/pause; agents are told who paused it', async () => {
+    await b.post('/conversations/direct_alice_bob/resume', {}, bearer(b.adminToken))
+    const byAgent = await b.post('/conversations/direct_alice_bob/pause', { partnerId: 'bob' })
+    expect(byAgent.status).toBe(403)
+    expect(byAgent.body.reason).toBe('not_human')
+    const before = await b.lastSeq()
+    const paused = await b.post('/conversations/direct_alice_bob/pause', { partnerId: 'hugo' })
+    expect(paused.body).toMatchObject({ success: true, paused: true, conversation: { is_paused: true } })
+    expect(await eventTypes(b, before)).toEqual(['ConversationPaused'])
+    const refused = await b.post('/talk', { fromId: 'alice', to: 'bob', content: 'hm?' })
+    expect(refused.status).toBe(409)
+    expect(refused.body).toMatchObject({ reason: 'conversation_paused', paused_by: 'human' })
+    expect(refused.body.error).toContain('paused by a human participant')
+    expect((await b.post('/conversations/direct_alice_bob/pause', {}, bearer(b.adminToken))).body.paused).toBe(false)
+    expect((await b.post('/conversations/direct_alice_bob/resume', { partnerId: 'hugo' })).body.resumed).toBe(true)
+  })
+
   test('refuses to resume an unknown conversation', async () => {
     const reply = await b.post('/conversations/group_nope/resume', {}, bearer(b.adminToken))
     expect(reply.status).toBe(404)

@@ -351,6 +351,21 @@ const templates = (ctx: Context): Template[] => [
     ],
   },
   {
+    name: 'pause',
+    method: 'POST',
+    actor: 'operator',
+    path: () => `/conversations/${ctx.group}/pause`,
+    pathWithParam: (p) => `/conversations/${p}/pause`,
+    // As for resume: the operator speaking for an agent is refused, so every mutation of it is a refusal too.
+    body: () => ({ partnerId: 'bob' }),
+    types: { partnerId: 'string' },
+    idFields: ['partnerId'],
+    semantic: [
+      () => ({ body: { partnerId: 'zed' }, defect: 'unknown partner pauses' }),
+      () => ({ path: '/conversations/group_nope/pause', body: {}, defect: 'unknown conversation' }),
+    ],
+  },
+  {
     name: 'retire',
     method: 'DELETE',
     actor: 'operator',

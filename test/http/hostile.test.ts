@@ -291,6 +291,7 @@ describe('hostile input', () => {
           expectRefusal(await broker.call('POST', `/conversations/${trick}/members`, { token: alice, body: { partnerId: 'alice', members: ['bob'] } }), 400)
           expectRefusal(await broker.call('POST', `/conversations/${trick}/rename`, { token: alice, body: { partnerId: 'alice', name: 'x' } }), 400)
           expectRefusal(await broker.call('POST', `/conversations/${trick}/resume`, { token: broker.adminToken, body: {} }), 400)
+          expectRefusal(await broker.call('POST', `/conversations/${trick}/pause`, { token: broker.adminToken, body: {} }), 400)
           expectRefusal(await broker.call('DELETE', `/partners/${trick}`, { token: broker.adminToken }), 400)
         }
       })

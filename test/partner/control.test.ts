@@ -51,6 +51,12 @@ describe('a conversation paused by the loop guard', () => {
     expect((await operator('POST', '/conversations/direct_ping_pong/resume', {})).status).toBe(200)
     expect(textOf(await call(pong.client, 'list_conversations'))).not.toContain('PAUSED')
     expect((await call(ping.client, 'talk', { message: 'Back to work.', to: 'pong' })).isError).toBeFalsy()
+
+    // Paused by a person rather than the guard: the model is told so.
+    expect((await operator('POST', '/conversations/direct_ping_pong/pause', {})).status).toBe(200)
+    const held = textOf(await call(pong.client, 'talk', { message: 'ok', to: 'ping' }))
+    expect(held).toContain('A person (the Duo operator) has PAUSED direct_ping_pong')
+    expect(held).toContain('Tell your human')
   })
 })
 

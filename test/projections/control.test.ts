@@ -126,12 +126,13 @@ describe('a log written before conversation control', () => {
     // Back to the schema of before: the new columns gone, their steps not yet run.
     const { Database } = await import('bun:sqlite')
     const db = new Database(path)
-    db.run('ALTER TABLE conversations DROP COLUMN hops; ALTER TABLE conversations DROP COLUMN is_paused')
+    db.run('ALTER TABLE conversations DROP COLUMN hops; ALTER TABLE conversations DROP COLUMN is_paused; ALTER TABLE conversations DROP COLUMN paused_by')
     db.run('ALTER TABLE partners DROP COLUMN retired_at')
     // The steps that add them are the last ones of each part.
     expect(partners.MIGRATIONS.at(-1)).toContain('retired_at')
-    expect(conversations.MIGRATIONS.at(-1)).toContain('hops')
-    db.run("UPDATE duo_schema SET version = ? WHERE part = 'conversations'", [conversations.MIGRATIONS.length - 1])
+    expect(conversations.MIGRATIONS.at(-2)).toContain('hops')
+    expect(conversations.MIGRATIONS.at(-1)).toContain('paused_by')
+    db.run("UPDATE duo_schema SET version = ? WHERE part = 'conversations'", [conversations.MIGRATIONS.length - 2])
     db.run("UPDATE duo_schema SET version = ? WHERE part = 'partners'", [partners.MIGRATIONS.length - 1])
     db.close()
 

@@ -20,6 +20,7 @@ describe('a direct conversation', () => {
       last_message_seq: null,
       hops: 0,
       is_paused: 0,
+      paused_by: null,
     })
     expect(store.views.conversations.directBetween('alice', 'bob')).toBe('direct_alice_bob')
     expect(store.views.conversations.directBetween('bob', 'alice')).toBe('direct_alice_bob')

@@ -34,6 +34,8 @@ function commandMix(random: () => number, lastSeq: () => number) {
       const conversationId = groups.length > 0 && random() < 0.3 ? pick(groups) : `direct_${low}_${high}`
       return { kind: 'resume', conversationId, ...(random() < 0.5 ? { partnerId: partners[5]! } : {}) }
     }
+    if (r < 0.122 && groups.length > 0)
+      return { kind: 'pause', conversationId: pick(groups), ...(random() < 0.5 ? { partnerId: partners[5]! } : {}) }
     // Only the last partner retires: the others keep the log growing.
     if (r < 0.125) return { kind: 'retire', partnerId: random() < 0.5 ? partners[11]! : 'ghost' }
     if (r < 0.45) return { kind: 'talk', fromId: me, to: pick(partners), content: `hello ${n} ✓`, ...(random() < 0.2 ? { idempotencyKey: `k${n % 50}` } : {}) }

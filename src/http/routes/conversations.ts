@@ -11,6 +11,7 @@ import {
   RemoveMembersResponse,
   ParticipantsResponse,
   RenameResponse,
+  PauseResponse,
   ResumeResponse,
   TalkResponse,
 } from '../../wire/responses.ts'
@@ -187,6 +188,22 @@ export function conversationRoutes({ store, newGroupId, limits, config, sendBudg
         body: ResumeBody,
         response: { 200: ResumeResponse },
         detail: { summary: 'Resume a conversation paused by the loop guard: the operator, or a human partner' },
+      },
+    )
+    .post(
+      '/conversations/:id/pause',
+      async ({ params, resumedBy }) => {
+        const result = await commands.execute({ kind: 'pause', conversationId: params.id, partnerId: resumedBy })
+        if (!result.ok) return rejected(result.rejection)
+        return { success: true as const, paused: result.value.decision.paused, conversation: current(params.id) }
+      },
+      {
+        // Who may resume may pause: the operator, or a human partner.
+        resumer: true,
+        params: ConversationParams,
+        body: ResumeBody,
+        response: { 200: PauseResponse },
+        detail: { summary: 'Pause a conversation as the loop guard does (agents wait): the operator, or a human partner' },
       },
     )
     .get(
