@@ -10,7 +10,7 @@ export async function followStream(
   url: string,
   onFrame: (frame: Frame) => void,
   signal: AbortSignal,
-  onState: (state: 'live' | 'reconnecting' | 'refused', detail?: string) => void,
+  onState: (state: 'live' | 'reconnecting' | 'refused', detail?: string, status?: number) => void,
 ): Promise<void> {
   let lastId: string | null = null
   while (!signal.aborted) {
@@ -26,7 +26,7 @@ export async function followStream(
         try {
           detail = (JSON.parse(text) as { error?: string }).error ?? detail
         } catch {}
-        onState('refused', detail)
+        onState('refused', detail, response.status)
         if (response.status === 401 || response.status === 403) return
         throw new Error(detail)
       }

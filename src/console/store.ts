@@ -91,8 +91,18 @@ export function createStore() {
   }
 
   const fail = (error: unknown) => {
+    // The session expired or was ended elsewhere (or the broker restarted): back to the sign-in form, shown nothing.
+    if (error instanceof ApiError && error.status === 401 && state.session?.auth === 'token' && state.session.signedIn)
+      return signedOut('your session has ended (it expired, was signed out, or the broker restarted): sign in again')
     const text = error instanceof ApiError ? error.message : `the broker could not be reached: ${(error as Error).message}`
     set({ notice: { text, error: true } })
+  }
+
+  function signedOut(why: string | null): void {
+    live?.abort()
+    for (const timer of timers.values()) clearTimeout(timer)
+    timers.clear()
+    set({ ...blank(), session: { auth: state.session?.auth ?? 'token', signedIn: false }, notice: why ? { text: why, error: true } : null })
   }
 
   async function refreshPartners(): Promise<void> {
@@ -216,7 +226,11 @@ export function createStore() {
         } catch {}
       },
       signal,
-      (streamState, detail) => set({ stream: { state: streamState, detail } }),
+      (streamState, detail, status) => {
+        if (streamState === 'refused' && status === 401 && state.session?.auth === 'token')
+          return signedOut(`the live stream was refused (${detail ?? 'no reason given'}): sign in again`)
+        set({ stream: { state: streamState, detail } })
+      },
     )
     await opening
     // Presence moves without events (listeners come and go): read it again now and then.
@@ -252,12 +266,10 @@ export function createStore() {
     },
     async signOut(): Promise<void> {
       live?.abort()
-      for (const timer of timers.values()) clearTimeout(timer)
-      timers.clear()
       try {
         await api.signOut()
       } catch {}
-      set({ ...blank(), session: { auth: state.session?.auth ?? 'token', signedIn: false }, notice: null })
+      signedOut(null)
     },
     select,
     /** Loads the page of messages before the oldest one loaded. */

@@ -344,6 +344,23 @@ describe('the session cookie', () => {
   }, BROWSER_TEST_MS)
 })
 
+describe('a session that ends elsewhere', () => {
+  test('takes an open console back to the sign-in form, its live stream included', async () => {
+    const { context, page } = await signedIn()
+    try {
+      const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
+      expect((await broker.call('DELETE', '/session', { headers: { cookie } })).status).toBe(200)
+      // The next event wakes the open stream, which finds its session over and ends; the page then asks again.
+      await broker.call('POST', '/talk', { token: tokens.bob, body: { fromId: 'bob', to: 'alice', content: 'after the sign-out' } })
+      await page.waitForSelector('input[name=token]', { timeout: 20_000 })
+      expect(await page.textContent('[data-testid=notice]')).toContain('sign in again')
+      expect(await page.textContent('body')).not.toContain('after the sign-out')
+    } finally {
+      await context.close()
+    }
+  }, BROWSER_TEST_MS)
+})
+
 describe('/docs', () => {
   test('renders offline from the broker’s own files and shows which endpoints take which token', async () => {
     const { context, page, errors } = await newPage()

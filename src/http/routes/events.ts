@@ -54,15 +54,25 @@ export function eventRoutes({ store, hub, config, startedAt, now, shutdown, send
         const busy = sendBudget.refusal()
         if (busy) return busy
         server?.timeout(request, 0)
+        // A stream opened with a console session ends at its next wake-up or keep-alive once the session is over
+        // (signed out, expired): a signed-out tab is shown nothing more.
+        const over = new AbortController()
+        const authorization = headers.authorization
+        // Only a cookie can end: the operator token is fixed, and in open mode there is nothing to check.
+        const cookie = authorization === undefined && config.auth === 'token' ? request.headers.get('cookie') : null
         return sseResponse(
           after,
-          AbortSignal.any([request.signal, shutdown]),
+          AbortSignal.any([request.signal, shutdown, over.signal]),
           {
             read: (from, limit, maxBytes) => {
               const page = log.seqPage(from, limit, {}, maxBytes)
               return { frames: page.seqs.map((seq) => ({ seq, bytes: eventFrame(log.eventAt(seq)!) })), truncated: page.truncated }
             },
-            wait: (signal, ms) => hub.wait(null, undefined, signal, ms),
+            wait: async (signal, ms) => {
+              const wake = await hub.wait(null, undefined, signal, ms)
+              if (cookie !== null && access.canReadLog(access.actorOf(authorization, cookie))) over.abort()
+              return wake
+            },
             framesOf: (wake) => wake.events.map((e) => ({ seq: e.seq, bytes: eventFrame(e) })),
             head: log.lastSeq,
           },
