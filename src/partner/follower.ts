@@ -47,7 +47,11 @@ export function startFollower(partner: Partner, options: FollowerOptions): Follo
       const { error } = opened
       if (error.kind === 'rejected' && error.status === 409) {
         // Past the end of the log. Only the partner's own cursor being past it is news; our lastSeen is merely stale.
-        if (lastSeen === undefined) partner.resetPosition(`The broker's log ends before your cursor #${from} (its database was probably reset).`)
+        if (lastSeen === undefined) {
+          // Another log at this address has a cursor of its own; only the same log being shorter is a reset.
+          const switched = await partner.identifyBroker()
+          if (!(switched.ok && switched.value)) partner.resetPosition(`The broker's log ends before your cursor #${from} (its database was probably reset).`)
+        }
         lastSeen = undefined
         return
       }

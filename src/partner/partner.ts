@@ -3,8 +3,9 @@ import type { BrokerClient, BrokerError, BrokerResult, MessageView, PartnerView 
 import { updateClaudeMd } from './claude-md.ts'
 import type { PartnerConfig } from './config.ts'
 import { advance, START, Unread } from './inbox.ts'
-import { plain } from './untrusted.ts'
 import type { ListenPosition, StateStore } from './state-file.ts'
+import { brokerSwitchText } from './texts.ts'
+import { plain } from './untrusted.ts'
 
 /**
  * Whether a refusal says the broker no longer knows partner `partnerId` or its token (a restarted or
@@ -36,8 +37,17 @@ export class Partner {
   notificationsEnabled = true
   /** Set when the cursor had to be reset (broker database reset); `listen` says so once. */
   resetNotice: string | undefined
-  /** Counts position resets, so a follower knows what it saw belongs to a replaced log. */
+  /** Counts position resets and switches of log, so a follower knows what it saw belongs to another log. */
   epoch = 0
+  /**
+   * The broker id (the log's identity, from `/health`) that `token` and `position` belong to: undefined until
+   * the first registration asks, null for a broker too old to say.
+   */
+  brokerId: string | null | undefined
+  /** Set when the broker reached serves another log than before: the next tool answer says so, once. */
+  brokerNotice: string | undefined
+  /** `token` and `position` come from a by-URL entry of an older state file, not yet known to be this log's. */
+  private legacy = false
   private registration: Promise<BrokerResult<PartnerView>> | undefined
   private registered = false
   private resolveFirstRegistration!: () => void
@@ -54,9 +64,12 @@ export class Partner {
   ) {
     this.id = config.partnerId
     this.name = config.partnerName
-    const saved = store.load()
-    this.token = saved.token
-    this.position = saved.position
+    // Until the broker says which log it serves: the state of the log this project last reached at this URL.
+    const last = store.lastBrokerId()
+    const { state, legacy } = store.load(last ?? null)
+    this.token = state.token
+    this.position = state.position
+    this.legacy = legacy || last === undefined
     this.unread.onChange(() => this.scheduleClaudeMd())
   }
 
@@ -128,8 +141,18 @@ export class Partner {
     this.scheduleClaudeMd()
   }
 
-  /** One line announcing unread messages, for the top of tool answers; none when there are none or notifications are off. */
+  /**
+   * What the top of the next tool answer says: that the broker now serves another log (once), and one line
+   * announcing unread messages (none when there are none or notifications are off).
+   */
   notice(): string | undefined {
+    const switched = this.brokerNotice
+    this.brokerNotice = undefined
+    const unread = this.unreadNotice()
+    return switched && unread ? `${switched}\n\n${unread}` : (switched ?? unread)
+  }
+
+  private unreadNotice(): string | undefined {
     if (!this.notificationsEnabled || this.unread.size === 0) return undefined
     const groups = new Map<string, { conversation: string; from: Set<string>; count: number }>()
     for (const m of this.unread.list()) {
@@ -174,25 +197,75 @@ export class Partner {
     this.claudeMdTimer ??= setTimeout(() => this.syncClaudeMd(), 30)
   }
 
-  private save(): void {
+  /**
+   * Asks the broker which log it serves, and moves to that log's token and position when it is not the one
+   * held (another broker at this address, or a reset database): what is held for the first log is kept, and
+   * the model is told. Returns whether the log changed. A broker too old to say keeps the by-URL state.
+   */
+  async identifyBroker(): Promise<BrokerResult<boolean>> {
+    const health = await this.client.health()
+    if (!health.ok) return health
+    const id = health.value.broker_id ?? null
+    if (id === this.brokerId) return { ok: true, value: false }
+    const before = this.brokerId === undefined ? this.store.lastBrokerId() : (this.brokerId ?? undefined)
+    const { state, legacy } = this.store.load(id)
+    const changed = before !== undefined && id !== null && before !== id
+    if (this.brokerId !== undefined || changed) {
+      // What was seen belongs to the other log.
+      this.epoch++
+      this.unread.clear()
+    }
+    this.brokerId = id
+    this.token = state.token
+    this.position = state.position
+    this.legacy = legacy
+    this.registered = false
+    if (changed) {
+      this.brokerNotice = brokerSwitchText(this.client.baseUrl, id, before, this.id)
+      console.error(`duo partner: the broker at ${this.client.baseUrl} serves log ${id}, not ${before} as before; its token and cursor are kept apart`)
+    }
+    return { ok: true, value: changed }
+  }
+
+  private save(options: { dropLegacy?: boolean } = {}): void {
     try {
-      this.store.save({ token: this.token, position: this.position })
+      this.store.save(this.brokerId ?? null, { token: this.token, position: this.position }, options)
     } catch (error) {
       console.error(`duo partner: could not save ${this.store.path}: ${(error as Error).message}`)
     }
   }
 
   private async doRegister(): Promise<BrokerResult<PartnerView>> {
+    // First which log this is, so that a token is only ever sent to the log that issued it.
+    const identified = await this.identifyBroker()
+    if (!identified.ok) return identified
     const body = { partnerId: this.id, name: this.name, projectPath: this.config.projectDir }
     let result = await this.client.register(body, this.token ?? null)
+    let freshStart = false
     if (!result.ok && result.error.kind === 'rejected' && result.error.status === 401 && this.token) {
       // The broker does not know our token: its database was reset, or it is another broker. Try as a newcomer.
       const fresh = await this.client.register(body, null)
-      if (fresh.ok) result = fresh
+      if (fresh.ok) {
+        result = fresh
+        freshStart = true
+      }
     }
     if (!result.ok) return result
     const { partner, token } = result.value
-    if (token && this.token && token !== this.token && this.position.cursor > 0) {
+    if (this.legacy && this.brokerId) {
+      // A by-URL entry of an older file: this log took its token, so it is this log's (moved under its id);
+      // or it did not, and the entry belongs to another log: left where it is, and this log starts afresh.
+      this.legacy = false
+      // A new token for an id the presented one did not open (the id is new to this log) is not acceptance either.
+      if (freshStart || (token !== undefined && token !== this.token)) {
+        this.position = START
+        this.token = token
+        this.save()
+      } else {
+        if (token) this.token = token
+        this.save({ dropLegacy: true })
+      }
+    } else if (token && this.token && token !== this.token && this.position.cursor > 0) {
       // A new token for an id we held means the broker lost us, and with us the log our cursor points into.
       this.token = token
       this.resetPosition('The broker no longer knew this partner (its database was probably reset).')

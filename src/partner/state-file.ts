@@ -17,13 +17,32 @@ const BrokerState = z.object({
 })
 export type BrokerState = z.infer<typeof BrokerState>
 
-// Keyed by broker URL: a token and a cursor mean something only to the broker that issued them.
-const StateFileContent = z.object({ brokers: z.record(z.string(), BrokerState).default({}) })
+/**
+ * A token and a cursor mean something only to the log that issued them, so they are kept per broker id (the
+ * log's identity, from `/health`): reaching a broker with another log at the same URL (started elsewhere, or
+ * reset) never overwrites what is held for the first one. Files from before broker ids kept one state per
+ * URL in `brokers`: such an entry is read for the first log found at its URL and moved under that log's id
+ * once the broker accepts its token (a token it does not know stays where it was).
+ */
+const StateFileContent = z.object({
+  logs: z.record(z.string(), BrokerState).default({}),
+  /** The broker id last reached at each URL: a different one there is news for the model. */
+  urls: z.record(z.string(), z.string()).default({}),
+  /** By URL: files written before broker ids, and brokers that do not tell theirs. */
+  brokers: z.record(z.string(), BrokerState).default({}),
+})
+
+/** What `load` found: the state, and whether it is a by-URL entry whose log is not known yet. */
+export type LoadedState = { state: BrokerState; legacy: boolean }
 
 export type StateStore = {
   readonly path: string
-  load(): BrokerState
-  save(state: BrokerState): void
+  /** The broker id this project last reached at its broker URL, if any. */
+  lastBrokerId(): string | undefined
+  /** The state kept for `brokerId` (null: a broker that does not say), else the by-URL entry, else a fresh one. */
+  load(brokerId: string | null): LoadedState
+  /** Keeps `state` for `brokerId`; `dropLegacy` removes the by-URL entry it was moved from. */
+  save(brokerId: string | null, state: BrokerState, options?: { dropLegacy?: boolean }): void
 }
 
 export const DUO_DIR = '.duo'
@@ -49,13 +68,26 @@ export function openStateStore(projectDir: string, partnerId: string, brokerUrl:
       return StateFileContent.parse({})
     }
   }
+  const fresh = (): BrokerState => BrokerState.parse({})
   return {
     path,
-    load: () => readAll().brokers[brokerUrl] ?? BrokerState.parse({}),
-    save(state) {
+    lastBrokerId: () => readAll().urls[brokerUrl],
+    load(brokerId) {
+      const all = readAll()
+      const kept = brokerId === null ? all.brokers[brokerUrl] : all.logs[brokerId]
+      if (kept) return { state: kept, legacy: false }
+      const legacy = brokerId === null ? undefined : all.brokers[brokerUrl]
+      return legacy ? { state: legacy, legacy: true } : { state: fresh(), legacy: false }
+    },
+    save(brokerId, state, options = {}) {
       ensureDuoDir(projectDir)
       const all = readAll()
-      all.brokers[brokerUrl] = state
+      if (brokerId === null) all.brokers[brokerUrl] = state
+      else {
+        all.logs[brokerId] = state
+        all.urls[brokerUrl] = brokerId
+        if (options.dropLegacy) delete all.brokers[brokerUrl]
+      }
       // Write then rename: a crash mid-write leaves the previous state, never half a file.
       const tmp = `${path}.${process.pid}.tmp`
       writeFileSync(tmp, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 })

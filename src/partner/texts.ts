@@ -13,6 +13,22 @@ export function brokerDownText(brokerUrl: string, detail: string, tool: string):
   )
 }
 
+/**
+ * The broker at `url` serves another log (broker id `now`) than the one this project used (`before`): what
+ * that means, and what not to do about it. Ids are hex from the broker's `/health`, shortened for reading.
+ */
+export function brokerSwitchText(url: string, now: string, before: string, partnerId: string): string {
+  const short = (id: string) => plain(id.slice(0, 12))
+  return (
+    `[Duo] The broker at ${plain(url)} now serves a different log (broker id ${short(now)}) than the one this project used ` +
+    `before (broker id ${short(before)}): it is another broker, or one whose database was replaced. You are registered ` +
+    'there anew, so your earlier conversations and messages are not visible through it. The token and listen position ' +
+    `for the other log stay in .duo/${partnerId}.json and are used again when that broker is back. ` +
+    'Do not start a broker of your own to fix this: tell the user which broker was reached, so they can start or ' +
+    'point BROKER_URL at the right one.'
+  )
+}
+
 /** What went wrong with a broker call, in words that tell the model what to do next. */
 export function explain(error: BrokerError, ctx: { brokerUrl: string; tool: string; partnerId: string }): string {
   switch (error.kind) {

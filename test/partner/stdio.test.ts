@@ -43,8 +43,11 @@ async function spawnPartner(dirName: string, env: Record<string, string> = {}, b
   return { client, pushes, dir, close: () => client.close() }
 }
 
-const tokenOf = (dir: string, id: string) =>
-  JSON.parse(readFileSync(join(dir, '.duo', `${id}.json`), 'utf8')).brokers[broker.url].token as string
+/** The token the partner keeps for the log it last reached at the broker's URL. */
+const tokenOf = (dir: string, id: string) => {
+  const state = JSON.parse(readFileSync(join(dir, '.duo', `${id}.json`), 'utf8'))
+  return state.logs[state.urls[broker.url]].token as string
+}
 
 async function partnersSeenBy(token: string) {
   const response = await fetch(`${broker.url}/partners`, { headers: { authorization: `Bearer ${token}` } })

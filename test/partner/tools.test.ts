@@ -1,8 +1,8 @@
 // The partner's tools over an in-memory MCP transport, against a real broker on loopback.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { slowDescribe, slowTest } from '../slow.ts'
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import type { RunningBroker } from '../../src/http/server.ts'
@@ -15,6 +15,7 @@ import {
   connectPartner,
   inProcessBroker,
   partnerConfig,
+  tempDir,
   tempProject,
   textOf,
   waitFor,
@@ -50,9 +51,11 @@ describe('registration', () => {
     const file = join(dir, '.duo', `${id}.json`)
     expect(statSync(file).mode & 0o777).toBe(0o600)
     const saved = JSON.parse(readFileSync(file, 'utf8'))
-    expect(saved.brokers[broker.url].token).toStartWith('duo_')
+    // Kept per broker id (the log's), and the URL remembers which log it last reached.
+    expect(saved.urls[broker.url]).toBe(broker.brokerId)
+    expect(saved.logs[broker.brokerId].token).toStartWith('duo_')
     expect(readFileSync(join(dir, '.duo', '.gitignore'), 'utf8')).toContain('*')
-    const listed = (await (await fetch(`${broker.url}/partners`, { headers: { authorization: `Bearer ${saved.brokers[broker.url].token}` } })).json()) as { partners: { id: string }[] }
+    const listed = (await (await fetch(`${broker.url}/partners`, { headers: { authorization: `Bearer ${saved.logs[broker.brokerId].token}` } })).json()) as { partners: { id: string }[] }
     expect(listed.partners.some((p) => p.id === id)).toBe(true)
   })
 
@@ -222,6 +225,8 @@ describe('listen', () => {
     const client = new Client({ name: 'test', version: '0.0.0' })
     await client.connect(clientSide)
     open.push({ client, running, close: async () => (await client.close(), await running.stop()) })
+    // The recipient must exist before the message is sent to it.
+    expect((await running.registered).ok).toBe(true)
     await call(b.client, 'talk', { message: 'say it again', to: running.partner.id })
     const lost = call(client, 'listen', {}, 1000).catch((error: Error) => error)
     await waitFor('the failed write', () => failed)
@@ -274,7 +279,7 @@ describe('listen', () => {
     await first.close()
     const file = join(dir, '.duo', `${id}.json`)
     const saved = JSON.parse(readFileSync(file, 'utf8'))
-    saved.brokers[broker.url].position = { cursor: 10_000_000, conversations: {} }
+    saved.logs[broker.brokerId].position = { cursor: 10_000_000, conversations: {} }
     writeFileSync(file, JSON.stringify(saved))
     const b = await partner(unique('present'))
     await call(b.client, 'talk', { message: 'still there?', to: id })
@@ -561,8 +566,9 @@ describe('registering again', () => {
 })
 
 describe('a broker that lost its database', () => {
-  test('the partner registers again by itself, gets a new token and restarts its cursor, losing nothing new', async () => {
-    const first = await inProcessBroker()
+  test('the partner sees another log there: registers anew by itself, keeps the old token and cursor apart, says so, loses nothing new', async () => {
+    const firstDb = join(tempDir('duo-db-'), 'duo.db')
+    const first = await inProcessBroker({ DUO_DB: firstDb })
     const port = new URL(first.url).port
     const a = await connectPartner(partnerConfig(tempProject(unique('survivor')), first.url))
     const b1 = await connectPartner(partnerConfig(tempProject(unique('old-friend')), first.url))
@@ -577,19 +583,83 @@ describe('a broker that lost its database', () => {
       await b1.close()
       await first.stop()
 
+      const oldCursor = a.running.partner.position.cursor
       replacement = await inProcessBroker({ BROKER_PORT: port })
-      // The follower notices the broker is back and registers: the new broker issues a new token.
+      expect(replacement.brokerId).not.toBe(first.brokerId)
+      // The follower notices the broker is back and registers: the new log issues a new token.
       await waitFor('re-registration', () => a.running.partner.token !== oldToken, 8000)
+      expect(a.running.partner.brokerId).toBe(replacement.brokerId)
       expect(a.running.partner.position.cursor).toBe(0)
+      // What was held for the first log is kept, apart: its token is not overwritten.
+      const file = join(a.running.partner.config.projectDir, '.duo', `${aId}.json`)
+      const saved = JSON.parse(readFileSync(file, 'utf8'))
+      expect(saved.logs[first.brokerId]).toEqual({ token: oldToken, position: expect.objectContaining({ cursor: oldCursor }) })
+      expect(saved.logs[replacement.brokerId].token).toBe(a.running.partner.token)
+      expect(saved.urls[first.url]).toBe(replacement.brokerId)
       const b2 = await connectPartner(partnerConfig(tempProject(unique('new-friend')), replacement.url))
       open.push(b2)
       await call(b2.client, 'talk', { message: 'fresh start', to: aId })
       const got = await call(a.client, 'listen', {})
-      expect(got.structuredContent).toMatchObject({ cursorReset: true, messages: [{ content: 'fresh start' }] })
+      // Not a reset of the same log: another one, whose cursor starts at 0; the answer says so plainly, once.
+      expect(got.structuredContent).toMatchObject({ cursorReset: false, messages: [{ content: 'fresh start' }] })
+      expect(textOf(got)).toContain('now serves a different log')
+      expect(textOf(got)).toContain('Do not start a broker of your own')
+      expect(textOf(await call(a.client, 'list_conversations', {}))).not.toContain('different log')
+
+      // The first log comes back at the same address: its own token and cursor are used again, nothing re-issued.
+      const secondToken = a.running.partner.token
+      await replacement.stop()
+      replacement = await inProcessBroker({ BROKER_PORT: port, DUO_DB: firstDb })
+      expect(replacement.brokerId).toBe(first.brokerId)
+      await waitFor('back on the first log', () => a.running.partner.brokerId === first.brokerId, 8000)
+      expect(a.running.partner.token).toBe(oldToken)
+      expect(a.running.partner.position.cursor).toBe(oldCursor)
+      const back = JSON.parse(readFileSync(file, 'utf8'))
+      expect(back.logs[first.brokerId].token).toBe(oldToken)
+      expect(back.logs).toHaveProperty(Object.keys(back.logs).find((id: string) => id !== first.brokerId)!, expect.objectContaining({ token: secondToken }))
     } finally {
       await a.close()
       await replacement?.stop()
     }
+  })
+})
+
+describe('a state file from before broker ids (kept by URL)', () => {
+  /** Rewrites a partner's state file in the old shape: one entry per broker URL. */
+  const oldShape = (file: string, url: string, state: unknown) => writeFileSync(file, JSON.stringify({ brokers: { [url]: state } }))
+
+  test('is read, and moved under the log\'s broker id once that broker accepts its token', async () => {
+    const dir = tempProject(unique('veteran'))
+    const first = await connectPartner(partnerConfig(dir, broker.url))
+    const id = first.running.partner.id
+    const token = first.running.partner.token
+    await first.close()
+    const file = join(dir, '.duo', `${id}.json`)
+    oldShape(file, broker.url, { token, position: { cursor: 3, conversations: {} } })
+    const again = await connectPartner(partnerConfig(dir, broker.url))
+    open.push(again)
+    expect((await again.running.registered).ok).toBe(true)
+    expect(again.running.partner.token).toBe(token)
+    const saved = JSON.parse(readFileSync(file, 'utf8'))
+    expect(saved.logs[broker.brokerId]).toEqual({ token, position: { cursor: 3, conversations: {} } })
+    expect(saved.brokers).toEqual({})
+  })
+
+  test('whose token this log does not know stays where it is; the partner starts afresh on this log', async () => {
+    const dir = tempProject(unique('stranger'))
+    mkdirSync(join(dir, '.duo'), { recursive: true })
+    const id = basename(dir)
+    const file = join(dir, '.duo', `${id}.json`)
+    const foreign = { token: 'duo_a-token-of-another-log', position: { cursor: 7, conversations: {} } }
+    oldShape(file, broker.url, foreign)
+    const p = await connectPartner(partnerConfig(dir, broker.url))
+    open.push(p)
+    expect((await p.running.registered).ok).toBe(true)
+    expect(p.running.partner.token).not.toBe(foreign.token)
+    expect(p.running.partner.position.cursor).toBe(0)
+    const saved = JSON.parse(readFileSync(file, 'utf8'))
+    expect(saved.brokers[broker.url]).toEqual(foreign)
+    expect(saved.logs[broker.brokerId].token).toBe(p.running.partner.token)
   })
 })
 

@@ -125,7 +125,9 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
         if (!answer.ok) {
           const { error } = answer
           if (error.kind === 'rejected' && error.status === 409 && resets++ === 0) {
-            partner.resetPosition(`The broker's log ends before your cursor #${after} (its database was probably reset).`)
+            // Past the end of this broker's log: first see whether it is another log (its own cursor then applies).
+            const switched = await partner.identifyBroker()
+            if (!(switched.ok && switched.value)) partner.resetPosition(`The broker's log ends before your cursor #${after} (its database was probably reset).`)
             continue
           }
           if (extra.signal.aborted) return errorResult('listen was cancelled; nothing was marked as read.')
@@ -148,7 +150,10 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
             ? `${plural(fresh.length, 'new message')}${scope}:\n\n${renderMessages(fresh)}\n\n` +
               'Reply with talk (conversation: the id shown above). Call listen again for more.'
             : `No new messages${scope} arrived in ${waitedSeconds} s. Call listen again to keep waiting.`
-        return textResult([...notes, text].join('\n\n'), {
+        // Which log this is, when it changed since the last answer (listen reads every message, so no unread line).
+        const switched = partner.brokerNotice
+        partner.brokerNotice = undefined
+        return textResult([...(switched ? [switched] : []), ...notes, text].join('\n\n'), {
           messages: fresh.map(messageOut),
           cursor,
           waitedSeconds,
