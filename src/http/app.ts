@@ -11,7 +11,7 @@ import { StorageError } from '../pg/log.ts'
 import { jsonBodyParser, tooLargeMessage, webPageRefusal } from './request-guards.ts'
 import { rejected } from './rejections.ts'
 import { consoleRoutes } from './routes/console.ts'
-import { createSessions } from './sessions.ts'
+import { createSessions, type Sessions } from './sessions.ts'
 
 type Issue = { path?: string; message?: string; summary?: string }
 
@@ -41,12 +41,13 @@ function storageUnavailable(error: unknown): Response {
 }
 
 /** With a shared log, each request first brings the replica up to the head (see `BrokerDeps.catchUp`); nothing for SQLite. */
-function catchingUp(catchUp: (() => Promise<void>) | undefined) {
+function catchingUp(catchUp: (() => Promise<void>) | undefined, sessions: Sessions) {
   const plugin = new Elysia()
   if (!catchUp) return plugin
-  return plugin.onRequest(async () => {
+  return plugin.onRequest(async ({ request }) => {
     try {
       await catchUp()
+      await sessions.refresh(request.headers.get('cookie'))
     } catch (error) {
       return storageUnavailable(error)
     }
@@ -54,7 +55,7 @@ function catchingUp(catchUp: (() => Promise<void>) | undefined) {
 }
 
 export function buildApp(deps: BrokerDeps) {
-  const sessions = createSessions(deps.config.sessionTtlMs, deps.now)
+  const sessions = createSessions(deps.config.sessionTtlMs, deps.now, deps.sharedSessions)
   const access = createAccess(deps, sessions)
   const webPages = {
     // Open mode with DUO_ALLOW_OPEN_NETWORK=1 may sit behind a proxy that forwards any Host; token mode always checks.
@@ -104,7 +105,7 @@ export function buildApp(deps: BrokerDeps) {
       const refusal = webPageRefusal(request.headers, webPages)
       if (refusal) return rejected({ reason: 'web_page_refused', message: refusal })
     })
-    .use(catchingUp(deps.catchUp))
+    .use(catchingUp(deps.catchUp, sessions))
     // 'json' is never reached (the parser before it always answers); it tells the OpenAPI document that bodies are JSON.
     .onParse({ as: 'global' }, [jsonBodyParser(deps.config.maxBodyBytes), 'json' as never])
     .onError(({ code, error, request }) => {

@@ -8,7 +8,7 @@ import { type Actor, bearer, hashToken, sameDigest } from './auth.ts'
 import type { BrokerConfig } from './config.ts'
 import type { Hub } from './hub.ts'
 import type { RateLimiter } from './rate-limits.ts'
-import { cookieValue, SESSION_COOKIE, type Sessions } from './sessions.ts'
+import { cookieValue, SESSION_COOKIE, type Sessions, type SharedSessions } from './sessions.ts'
 import type { SendBudget } from './paced.ts'
 import { createPresence } from './presence.ts'
 
@@ -30,6 +30,8 @@ export type BrokerDeps = {
    * the request arrived: a token, a partner or a cursor just created elsewhere is known here too.
    */
   catchUp?: () => Promise<void>
+  /** Several brokers on one PostgreSQL log: console sign-ins kept where every broker sees them. */
+  sharedSessions?: SharedSessions
   /** When each partner last made a request here (ms); given when other brokers read it (shared presence). */
   activity?: Map<string, number>
   /** When the partner last made a request through another broker sharing the log (ms). */

@@ -1,6 +1,7 @@
 // Starts and stops a broker: store, hub, app and server wired together; used by `bun run broker` and tests.
 import { isPostgresUrl } from '../pg/schema.ts'
 import { shareListeners, type SharedListeners } from '../pg/presence.ts'
+import { sharedSessions } from '../pg/sessions.ts'
 import { loadSharedAdminToken, openPgStore, type PgStore } from '../pg/store.ts'
 import { lockLogFile } from '../broker-lock.ts'
 import { openStore, prepareLogFile, type Store } from '../store.ts'
@@ -91,6 +92,7 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
     shutdown: shutdown.signal,
     limits: createRateLimiter(config.rateLimits),
     catchUp: shared ? (store as PgStore).log.catchUp : undefined,
+    sharedSessions: shared ? sharedSessions((store as PgStore).sql) : undefined,
     activity,
     activeElsewhere: presence && ((id) => presence!.activeElsewhere(id)),
     sendBudget: createSendBudget(config.sendBudgetBytes),

@@ -7,20 +7,40 @@ const MAX_SESSIONS = 1000
 
 export type Sessions = ReturnType<typeof createSessions>
 
+/** Where sessions are also kept when several brokers serve one log (PostgreSQL), so any of them knows a sign-in. */
+export type SharedSessions = {
+  save(hash: string, expiresAt: number, nowMs: number): Promise<void>
+  remove(hash: string): Promise<void>
+  /** The session's expiry (ms since the epoch), or null when it is unknown or signed out. */
+  load(hash: string): Promise<number | null>
+}
+
 /**
  * Sessions live in this broker's memory only: a restart signs everyone out, and nothing secret is ever written
  * to the log. Only the hash of a cookie value is kept, so a heap dump does not hand out live sessions.
+ * With `shared` (several brokers on one PostgreSQL log) the hashes are kept there too, and `refresh` reads the
+ * request's session from there first: a sign-in through one broker holds on all, a sign-out ends it on all.
  */
-export function createSessions(ttlMs: number, now: () => Date) {
+export function createSessions(ttlMs: number, now: () => Date, shared?: SharedSessions) {
   const expiries = new Map<string, number>()
   return {
-    /** A new session: the cookie value to send once, and when it expires. */
-    open(): { value: string; expiresAt: Date } {
+    /** A new session: the cookie value to send once, when it expires, and `saved` (every broker knows it). */
+    open(): { value: string; expiresAt: Date; saved: Promise<void> } {
       const value = newToken('duo_session_')
       const expiresAt = new Date(now().getTime() + ttlMs)
       if (expiries.size >= MAX_SESSIONS) expiries.delete(expiries.keys().next().value!)
-      expiries.set(hashToken(value), expiresAt.getTime())
-      return { value, expiresAt }
+      const key = hashToken(value)
+      expiries.set(key, expiresAt.getTime())
+      return { value, expiresAt, saved: shared ? shared.save(key, expiresAt.getTime(), now().getTime()) : Promise.resolve() }
+    },
+    /** With shared sessions: this broker's copy of the session `cookieHeader` names, brought up to date. */
+    async refresh(cookieHeader: string | null): Promise<void> {
+      const value = shared && cookieValue(cookieHeader, SESSION_COOKIE)
+      if (!shared || !value) return
+      const key = hashToken(value)
+      const expiry = await shared.load(key)
+      if (expiry === null) expiries.delete(key)
+      else expiries.set(key, expiry)
     },
     /** When the session of this cookie value expires, or null if it is unknown or over. */
     expiryOf(value: string | undefined): Date | null {
@@ -34,8 +54,11 @@ export function createSessions(ttlMs: number, now: () => Date) {
       }
       return new Date(expiry)
     },
-    close(value: string | undefined): void {
-      if (value) expiries.delete(hashToken(value))
+    /** Ends the session (on every broker, with shared sessions). */
+    async close(value: string | undefined): Promise<void> {
+      if (!value) return
+      expiries.delete(hashToken(value))
+      await shared?.remove(hashToken(value))
     },
   }
 }

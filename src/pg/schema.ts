@@ -79,7 +79,7 @@ export const LOG_MIGRATIONS: string[] = [
    INSERT INTO log_identity (broker_id) VALUES (md5(random()::text || clock_timestamp()::text));`,
 ]
 
-/** What the brokers share beside the log: the operator token, and who listens where (presence). */
+/** What the brokers share beside the log: the operator token, who listens where (presence), console sign-ins. */
 export const SHARED_MIGRATIONS: string[] = [
   `CREATE TABLE duo_operator (id int PRIMARY KEY CHECK (id = 1), token text NOT NULL);
    CREATE TABLE duo_brokers (
@@ -89,6 +89,8 @@ export const SHARED_MIGRATIONS: string[] = [
    );`,
   // When each partner last made a request through the broker (ms since the epoch), for presence.
   `ALTER TABLE duo_brokers ADD COLUMN active jsonb NOT NULL DEFAULT '{}'::jsonb;`,
+  // Console sign-ins (hashes of the cookie values), so that every broker honours them.
+  `CREATE TABLE duo_console_sessions (hash text PRIMARY KEY, expires_at bigint NOT NULL);`,
 ]
 
 /**

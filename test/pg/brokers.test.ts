@@ -227,6 +227,28 @@ describe('three brokers in token mode', () => {
     expect(forged.body.reason).toBe('acting_for_another')
   })
 
+  test('a console sign-in through one broker holds on the others, and signing out through another ends it on all', async () => {
+    const [a, b, c] = tokenBrokers as [TestBroker, TestBroker, TestBroker]
+    const signIn = await fetch(`${a.url}/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: a.adminToken }),
+    })
+    expect(signIn.status).toBe(200)
+    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!
+    for (const broker of [b, c]) {
+      expect((await broker.get('/session', { cookie })).body).toMatchObject({ signedIn: true })
+      expect((await broker.get('/events?after=0', { cookie })).status).toBe(200)
+    }
+    expect((await c.call('DELETE', '/session', undefined, { cookie })).status).toBe(200)
+    for (const broker of [a, b]) {
+      expect((await broker.get('/session', { cookie })).body).toMatchObject({ signedIn: false })
+      const refused = await broker.get('/events?after=0', { cookie })
+      expect(refused.status).toBe(401)
+      expect(refused.body.reason).toBe('operator_token_required')
+    }
+  })
+
   test('the operator token is one for all brokers and kept in the database, not in a file', async () => {
     const tokens = new Set(tokenBrokers.map((b) => b.adminToken))
     expect(tokens.size).toBe(1)

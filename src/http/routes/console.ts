@@ -52,9 +52,10 @@ export function consoleRoutes({ store, config, adminToken, now }: BrokerDeps, ac
     )
     .post(
       '/session',
-      ({ body, set }) => {
+      async ({ body, set }) => {
         if (!sameSecret(body.token, adminToken)) return rejected({ reason: 'token_invalid' })
         const session = sessions.open()
+        await session.saved
         const maxAge = Math.round((session.expiresAt.getTime() - now().getTime()) / 1000)
         set.headers['set-cookie'] = sessionCookie(session.value, maxAge, false)
         return { auth: config.auth, signedIn: true, expiresAt: session.expiresAt.toISOString() }
@@ -67,8 +68,8 @@ export function consoleRoutes({ store, config, adminToken, now }: BrokerDeps, ac
     )
     .delete(
       '/session',
-      ({ headers, set }) => {
-        sessions.close(cookieValue(headers.cookie, SESSION_COOKIE))
+      async ({ headers, set }) => {
+        await sessions.close(cookieValue(headers.cookie, SESSION_COOKIE))
         set.headers['set-cookie'] = sessionCookie('', 0, false)
         return { success: true as const }
       },
