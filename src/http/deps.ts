@@ -151,8 +151,9 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
      * activity; `project_path` (where on someone's disk a project lives) is shown only to the partner itself
      * and the operator, and is null for everyone else (no viewer given: nobody).
      */
-    /** When the partner was last active: its last event, or a later request this broker saw. */
-    lastActive: (row: PartnerRow): string => new Date(Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0)).toISOString(),
+    /** When the partner was last active: its last event, or a later request this broker (or another on the shared log) saw. */
+    lastActive: (row: PartnerRow): string =>
+      new Date(Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)).toISOString(),
     partnerJson(row: PartnerRow, viewer?: Actor): PartnerView {
       const listening = hub.isListening(row.id)
       const lastActive = Math.max(Date.parse(row.last_seen), presence.lastActive(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)
