@@ -82,6 +82,32 @@ describe('register', () => {
   })
 })
 
+describe('register: ids unique without regard to case or look-alike letters', () => {
+  test('refuses a new id equal to an existing one but for case, naming the existing one', async () => {
+    const { when } = await given([registered('alice')])
+    for (const partnerId of ['ALICE', 'Alice'])
+      expect(when({ kind: 'register', partnerId })).toEqual({
+        ok: false,
+        rejection: { reason: 'partner_id_taken', partnerId, existing: 'alice', lookalike: false },
+      })
+  })
+
+  test('refuses a look-alike (I and 1 for l, 0 for o), and keeps ids that only share letters apart', async () => {
+    const { when } = await given([registered('alice'), registered('bob'), registered('mail')])
+    for (const [partnerId, existing] of [['aIice', 'alice'], ['a1ice', 'alice'], ['b0b', 'bob']])
+      expect(when({ kind: 'register', partnerId: partnerId! })).toEqual({
+        ok: false,
+        rejection: { reason: 'partner_id_taken', partnerId, existing, lookalike: true },
+      })
+    for (const partnerId of ['mall', 'alice2', 'bobby', 'ilice']) expect(when({ kind: 'register', partnerId })).toMatchObject({ ok: true })
+  })
+
+  test('an old log holding both Alice and alice still lets each register again', async () => {
+    const { when } = await given([registered('Alice'), registered('alice')])
+    for (const partnerId of ['Alice', 'alice']) expect(when({ kind: 'register', partnerId })).toMatchObject({ ok: true })
+  })
+})
+
 describe('register in token mode (the presented token checked by the rules too)', () => {
   test('re-registers with the token the id holds', async () => {
     const { when } = await given([registered('alice', HASH_A)])
