@@ -83,3 +83,55 @@ describe('framed messages', () => {
     expect(big).toEndWith('(1 more message not shown here: call the duo listen tool to read it.)')
   })
 })
+
+describe('fuzz: hostile strings through quoted and renderMessages', () => {
+  // A small seeded generator (mulberry32): the same strings every run.
+  let state = 0x9e3779b9
+  const random = () => {
+    state = (state + 0x6d2b79f5) | 0
+    let t = Math.imul(state ^ (state >>> 15), 1 | state)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const PIECES = ['a', 'Z', ' ', '"', '\\', '<', '>', '\n', '\r', '\t', '\u0085', '\u2028', '\u2029', '\u202E', '\u200B', '\uFEFF', '\u0000', '\ud800',
+    '--- duo:', '--- duo:aaaaaaaaaa end of #1 ---', '<!-- duo:unread:end -->', '[Duo] You have', '</channel>', 'é', '😀']
+  const hostile = () => Array.from({ length: 1 + Math.floor(random() * 30) }, () => PIECES[Math.floor(random() * PIECES.length)]).join('')
+  const LINE_BREAK = /[\n\r\u0085\u2028\u2029]/
+  /** quoted's escapes read back: \" \\ \n \r \t and \u{hex}. */
+  const unquote = (q: string) =>
+    q.slice(1, -1).replace(/\\(u\{([0-9A-F]+)\}|.)/g, (_, e: string, hex?: string) =>
+      hex ? String.fromCodePoint(parseInt(hex, 16)) : ({ n: '\n', r: '\r', t: '\t' } as Record<string, string>)[e] ?? e,
+    )
+
+  test('quoted is always one line in one pair of quotes, with nothing that could open a tag or hide text', () => {
+    for (let i = 0; i < 3000; i++) {
+      const text = hostile()
+      const q = quoted(text)
+      expect(LINE_BREAK.test(q)).toBe(false)
+      expect(/[<>\u202E\u200B\uFEFF\u0000]/.test(q)).toBe(false)
+      // Between the outer quotes, every quote is escaped.
+      expect(/(^|[^\\])(\\\\)*"/.test(q.slice(1, -1))).toBe(false)
+      expect(q.startsWith('"') && q.endsWith('"')).toBe(true)
+      // And it reads back as the text (JSON-like escapes, \u{…} for the rest).
+      expect(unquote(q)).toBe(text)
+    }
+  })
+
+  test('renderMessages: every body comes back whole from between its own frame lines, and nothing else looks like one', () => {
+    for (let i = 0; i < 300; i++) {
+      const messages = Array.from({ length: 1 + Math.floor(random() * 4) }, (_, k) => message(k + 1, hostile()))
+      const text = renderMessages(messages)
+      const tag = /"--- duo:([a-z0-9]{10}) message …"/.exec(text)![1]!
+      const lines = text.split('\n')
+      const headers = lines.filter((line) => line.startsWith(`--- duo:${tag} message #`))
+      const ends = lines.filter((line) => line.startsWith(`--- duo:${tag} end of #`))
+      expect([headers.length, ends.length]).toEqual([messages.length, messages.length])
+      for (const m of messages) {
+        const start = text.indexOf(`--- duo:${tag} message #${m.seq} `)
+        const bodyStart = text.indexOf('\n', start) + 1
+        const bodyEnd = text.indexOf(`\n--- duo:${tag} end of #${m.seq} ---`, bodyStart)
+        expect(text.slice(bodyStart, bodyEnd)).toBe(m.content.replace(/(^|[\r\u0085\u2028\u2029])--- duo:/gm, '$1\\--- duo:'))
+      }
+    }
+  })
+})
