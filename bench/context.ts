@@ -11,8 +11,8 @@ export type Context = {
   tmp: string
   sync: 'full' | 'normal'
   floor?: Floor
-  /** A fresh broker on a new scratch file. */
-  broker(name: string): Promise<Child>
+  /** A fresh broker on a new scratch file (rate limits off unless asked for). */
+  broker(name: string, options?: { rateLimits?: boolean }): Promise<Child>
 }
 
 export function createContext(quick: boolean, tmp: string, sync: 'full' | 'normal'): Context {
@@ -21,7 +21,7 @@ export function createContext(quick: boolean, tmp: string, sync: 'full' | 'norma
     quick,
     tmp,
     sync,
-    broker: (name) => spawnBroker({ db: join(tmp, `${name}-${++n}.db`), sync }),
+    broker: (name, options = {}) => spawnBroker({ db: join(tmp, `${name}-${++n}.db`), sync, ...options }),
   }
 }
 

@@ -7,6 +7,7 @@ import { killAll } from './procs.ts'
 import { jsonLine, type Outcome, table } from './report.ts'
 import { consoleView } from './scenarios/console.ts'
 import { delivery, fanout20 } from './scenarios/delivery.ts'
+import { flood } from './scenarios/flood.ts'
 import { hostile } from './scenarios/hostile.ts'
 import { postgres } from './scenarios/postgres.ts'
 import { publicEndpoints } from './scenarios/public.ts'
@@ -28,6 +29,7 @@ const SCENARIOS: Record<string, Scenario> = {
   console: consoleView,
   hostile,
   public: publicEndpoints,
+  flood,
 }
 /** Run by `--postgres` (or `--only postgres`), not by default: it needs a PostgreSQL server. */
 const OPTIONAL: Record<string, Scenario> = { postgres }

@@ -90,14 +90,15 @@ export async function spawnServer(argv: string[], env: Record<string, string>, r
   }
 }
 
-export type BrokerOptions = { db: string; sync?: 'full' | 'normal'; auth?: 'open' | 'token' }
+/** `rateLimits`: keep the broker's default rate limits (every other scenario turns them off). */
+export type BrokerOptions = { db: string; sync?: 'full' | 'normal'; auth?: 'open' | 'token'; rateLimits?: boolean }
 
 /**
  * `bun src/broker.ts` on a free loopback port, open auth, a known operator token, loop guard and rate limits off. `BENCH_BROKER_FLAGS`
  * adds Bun flags, e.g. `--cpu-prof-md --cpu-prof-dir=/tmp/prof` to profile the broker under load;
  * `BENCH_BROKER_ENTRY` runs another broker entry (a patched copy, for before/after comparisons).
  */
-export function spawnBroker({ db, sync = 'full', auth = 'open' }: BrokerOptions): Promise<Child> {
+export function spawnBroker({ db, sync = 'full', auth = 'open', rateLimits = false }: BrokerOptions): Promise<Child> {
   const flags = process.env.BENCH_BROKER_FLAGS?.split(' ').filter(Boolean) ?? []
   return spawnServer(
     [process.execPath, ...flags, process.env.BENCH_BROKER_ENTRY ?? 'src/broker.ts'],
@@ -110,7 +111,7 @@ export function spawnBroker({ db, sync = 'full', auth = 'open' }: BrokerOptions)
       DUO_ADMIN_TOKEN: ADMIN_TOKEN,
       // The loads are thousands of messages between the same agents from one address: no loop guard, no limits.
       DUO_MAX_HOPS: '0',
-      DUO_RATE_LIMITS: 'off',
+      DUO_RATE_LIMITS: rateLimits ? 'on' : 'off',
     },
     /listening on (http:\/\/\S+)/,
   )
