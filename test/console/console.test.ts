@@ -265,6 +265,25 @@ describe('signed in', () => {
     ])
   }, BROWSER_TEST_MS)
 
+  test("each message shows its delivery state per recipient, live, or says plainly that this broker has none", async () => {
+    const sent = await broker.call('POST', '/talk', { token: tokens.alice, body: { fromId: 'alice', to: 'bob', content: 'receipt me' } })
+    const seq = sent.body.seq as number
+    await openConversation(page, 'direct_alice_bob')
+    await page.waitForSelector(`.message[data-seq="${seq}"]`)
+    const probe = await broker.call('GET', `/messages/${seq}/receipts`, { token: broker.adminToken })
+    if (probe.status === 404 && /no such endpoint/.test(probe.body.error)) {
+      await page.waitForSelector('[data-testid=receipts-unavailable]')
+      expect(await page.textContent(`.message[data-seq="${seq}"] .meta`)).toContain('stored')
+      return
+    }
+    expect(probe.status).toBe(200)
+    const row = `.message[data-seq="${seq}"] [data-testid=receipts]`
+    await page.waitForSelector(`${row}:has-text("bob: ${probe.body.recipients[0].state}")`)
+    // Bob reads it (a cursor long-poll past it acknowledges it): the page shows "read" without a reload.
+    await broker.call('GET', `/listen/bob?after=${seq}&wait=0`, { token: tokens.bob })
+    await page.waitForSelector(`${row}:has-text("bob: read")`, { timeout: 10_000 })
+  }, BROWSER_TEST_MS)
+
   test('no page error, and no request ever left the broker’s origin', () => {
     expect(errors).toEqual([])
     expect(requested.length).toBeGreaterThan(0)
