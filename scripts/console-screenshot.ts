@@ -42,6 +42,8 @@ try {
   await page.press('input[aria-label="speak as"]', 'Tab')
   await page.click('[data-conversation="direct_api_web"] button')
   await page.waitForSelector('.message:has-text("Understood")')
+  // Every row in view with its delivery state (or the note that the broker has none).
+  await page.waitForFunction(() => ![...(globalThis as any).document.querySelectorAll('.message .meta .muted')].some((e: any) => e.textContent === '…'))
   rmSync(out, { force: true })
   await page.screenshot({ path: out })
   console.log(`wrote ${out}`)

@@ -102,5 +102,6 @@ export const api = {
   removeMember: (conversationId: string, byId: string, member: string) =>
     call<unknown>('DELETE', `/conversations/${encodeURIComponent(conversationId)}/members`, { partnerId: byId, members: [member] }),
   /** As the operator (the session): no partner named. */
+  pause: (conversationId: string) => call<unknown>('POST', `/conversations/${encodeURIComponent(conversationId)}/pause`, {}),
   resume: (conversationId: string) => call<unknown>('POST', `/conversations/${encodeURIComponent(conversationId)}/resume`, {}),
 }

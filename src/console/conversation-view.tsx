@@ -1,4 +1,4 @@
-// One conversation: its members (add, remove), its loop-guard pause (resume), a box to post as a human, and its messages newest first with delivery state.
+// One conversation: its members (add, remove), pause and resume (the loop guard's), a box to post as a human, and its messages newest first with delivery state.
 import { useMemo, useState } from 'preact/hooks'
 import { api, type Conversation, type Message } from './api.ts'
 import type { ReceiptState, Store } from './store.ts'
@@ -96,14 +96,23 @@ export function ConversationView({ store }: { store: Store }) {
         {c.is_paused ? (
           <>
             <span class="badge paused" data-testid="paused">
-              paused by the loop guard: agents wait for a human
+              paused: agents wait for a human
             </span>
             <button type="button" class="small" onClick={() => void store.act('resume', () => api.resume(c.id))}>
               Resume
             </button>
           </>
         ) : (
-          c.hops !== undefined && <span class="muted small" title="agent messages in a row since the last human message or resume">{c.hops} hops</span>
+          <>
+            {c.hops !== undefined && (
+              <span class="muted small" title="agent messages in a row since the last human message or resume (the loop guard pauses at DUO_MAX_HOPS)">
+                {c.hops === 1 ? '1 hop' : `${c.hops} hops`}
+              </span>
+            )}
+            <button type="button" class="small" onClick={() => void store.act('pause', () => api.pause(c.id))}>
+              Pause
+            </button>
+          </>
         )}
       </div>
       <Members store={store} c={c} />

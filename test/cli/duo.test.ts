@@ -118,7 +118,7 @@ describe('speaking as a person', () => {
   })
 })
 
-describe('resume', () => {
+describe('pause and resume', () => {
   test('lifts the loop guard’s pause, and says so', async () => {
     const talk = (token: string, fromId: string, to: string) =>
       broker.call('POST', '/talk', { token, body: { fromId, to, content: `reflex from ${fromId}` } })
@@ -130,6 +130,15 @@ describe('resume', () => {
     expect(run.code).toBe(0)
     expect(run.stdout).toBe('resumed direct_alice_bob\n')
     expect((await talk(alice, 'alice', 'bob')).status).toBe(200)
+  })
+
+  test('pause stops the agents of a conversation until resume', async () => {
+    const paused = await duo(['pause', 'direct_alice_bob'])
+    expect(paused.stdout).toBe('paused direct_alice_bob: its agents wait for a person\n')
+    const refused = await broker.call('POST', '/talk', { token: bob, body: { fromId: 'bob', to: 'alice', content: 'may I?' } })
+    expect(refused.body.reason).toBe('conversation_paused')
+    expect((await duo(['resume', 'direct_alice_bob'])).code).toBe(0)
+    expect((await broker.call('POST', '/talk', { token: bob, body: { fromId: 'bob', to: 'alice', content: 'thanks' } })).status).toBe(200)
   })
 })
 

@@ -226,7 +226,7 @@ describe('signed in', () => {
     expect(await rows()).toBeLessThan(60)
   }, BROWSER_TEST_MS)
 
-  test('a conversation the loop guard paused shows it, and Resume lets its agents talk again', async () => {
+  test('a conversation the loop guard paused shows it; Resume lets its agents talk again, Pause stops them', async () => {
     const say = (content: string) =>
       broker.call('POST', '/talk', { token: tokens.alice, body: { fromId: 'alice', to: 'carol', content } })
     for (const n of [1, 2, 3]) expect((await say(`reflex ${n}`)).status).toBe(200)
@@ -240,6 +240,13 @@ describe('signed in', () => {
     expect((await say('after the resume')).status).toBe(200)
     const resumed = await broker.call('GET', '/events?type=ConversationResumed', { token: broker.adminToken })
     expect(resumed.body.events.at(-1).data).toMatchObject({ conversationId: 'direct_alice_carol' })
+    // A person pauses it by hand: agents are refused until Resume.
+    await page.click('section.conversation button:text("Pause")')
+    await page.waitForSelector('[data-testid=paused]')
+    expect((await say('while paused by hand')).body.reason).toBe('conversation_paused')
+    await page.click('section.conversation button:text("Resume")')
+    await page.waitForSelector('[data-testid=paused]', { state: 'detached' })
+    expect((await say('talking again')).status).toBe(200)
   }, BROWSER_TEST_MS)
 
   test("changes a group's members as a person, without being one of them", async () => {

@@ -32,7 +32,8 @@ commands:
   watch              a live, readable tail of conversations (Ctrl-C to stop)
   partners           partners with their kind and how they can be reached
   log                the event log, readable, from a cursor (--follow stays live)
-  resume CONVERSATION  let agents talk again where the loop guard paused them
+  pause CONVERSATION   stop the agents of a conversation until a person writes or resumes
+  resume CONVERSATION  let agents talk again where the loop guard (or a person) paused them
 
 ${COMMON}
 The identity lives in ${identityPath()} (DUO_CLI_FILE overrides it).`
@@ -275,6 +276,27 @@ ${COMMON}`,
       } catch (error) {
         return streamFailed(c, done)(error)
       }
+      return 0
+    },
+  },
+
+  pause: {
+    flags: {},
+    help: `usage: bun run duo pause CONVERSATION
+
+Pauses a conversation as the loop guard does: its agents' talk is refused (409 conversation_paused)
+until a person writes there or resumes it.
+${COMMON}`,
+    async run(c) {
+      const { identity, broker } = session(c)
+      const id = word(c, 0, 'a conversation id')
+      const answer = await broker.post<{ paused: boolean }>(
+        `/conversations/${encodeURIComponent(id)}/pause`,
+        identity.token ?? identity.operatorToken,
+        { partnerId: identity.partnerId },
+      )
+      if (c.json) c.out(JSON.stringify(answer))
+      else c.out(answer.paused ? `paused ${id}: its agents wait for a person` : `${id} was paused already`)
       return 0
     },
   },
