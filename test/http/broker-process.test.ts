@@ -87,6 +87,7 @@ describe('bun src/broker.ts', () => {
     ['DUO_DB under /proc', { DUO_DB: '/proc/x/duo.db' }, 'DUO_DB'],
     ['DUO_DB below a file', { DUO_DB: '/etc/hostname/duo.db' }, 'DUO_DB'],
     ['DUO_AUTH=maybe', { DUO_AUTH: 'maybe' }, 'DUO_AUTH'],
+    ['DUO_RATE_LIMITS=maybe', { DUO_RATE_LIMITS: 'maybe' }, 'DUO_RATE_LIMITS'],
     ['BROKER_HOST that does not resolve', { BROKER_HOST: 'nonexistent.invalid' }, 'BROKER_HOST'],
   ])('bad configuration (%s) stops it with one line naming the variable, no stack trace', async (_, env, variable) => {
     const proc = Bun.spawn(['bun', 'src/broker.ts'], {

@@ -1,5 +1,6 @@
 // Token buckets under a clock the test moves: bursts, refill, retry times, bounded memory.
 import { describe, expect, test } from 'bun:test'
+import { ConfigError, configFromEnv } from '../../src/http/config.ts'
 import { createBuckets, createRateLimiter, NO_RATE_LIMITS, RATE_LIMIT_DEFAULTS } from '../../src/http/rate-limits.ts'
 
 const clock = () => {
@@ -85,6 +86,44 @@ describe('the limiter', () => {
     for (let i = 0; i < 86_400; i++) {
       expect(limiter.check('talk', 'alice')).toBeNull()
       advance(1000)
+    }
+  })
+})
+
+describe('the settings', () => {
+  test('defaults: DUO_MAX_HOPS 50, 500 groups a partner, 30 stale days, every rate limit on', () => {
+    expect(configFromEnv({})).toMatchObject({ maxHops: 50, maxGroupsPerPartner: 500, staleDays: 30, rateLimits: RATE_LIMIT_DEFAULTS })
+  })
+
+  test('each limit has its variable; 0 turns one off; DUO_RATE_LIMITS=off turns all off', () => {
+    const config = configFromEnv({
+      DUO_MAX_HOPS: '0',
+      DUO_MAX_GROUPS_PER_PARTNER: '7',
+      DUO_STALE_DAYS: '0',
+      DUO_RATE_TALK_PER_MIN: '1',
+      DUO_RATE_TALK_PER_ADDRESS_PER_MIN: '2',
+      DUO_RATE_REGISTER_PER_MIN: '0',
+      DUO_RATE_GROUPS_PER_MIN: '4',
+      DUO_RATE_MEMBERS_PER_MIN: '5',
+    })
+    expect(config).toMatchObject({ maxHops: 0, maxGroupsPerPartner: 7, staleDays: 0 })
+    expect(config.rateLimits).toEqual({ talk: 1, talkPerAddress: 2, register: 0, groups: 4, members: 5 })
+    expect(configFromEnv({ DUO_RATE_LIMITS: 'off', DUO_RATE_TALK_PER_MIN: '1' }).rateLimits).toEqual(NO_RATE_LIMITS)
+    expect(configFromEnv({ DUO_RATE_LIMITS: 'on' }).rateLimits).toEqual(RATE_LIMIT_DEFAULTS)
+  })
+
+  test('a bad value is refused naming its variable', () => {
+    for (const [name, value] of [
+      ['DUO_MAX_HOPS', '-1'],
+      ['DUO_MAX_HOPS', 'many'],
+      ['DUO_MAX_GROUPS_PER_PARTNER', '0'],
+      ['DUO_STALE_DAYS', '1.5'],
+      ['DUO_RATE_LIMITS', 'maybe'],
+      ['DUO_RATE_TALK_PER_MIN', 'fast'],
+      ['DUO_RATE_REGISTER_PER_MIN', '-5'],
+    ] as const) {
+      expect(() => configFromEnv({ [name]: value })).toThrow(ConfigError)
+      expect(() => configFromEnv({ [name]: value })).toThrow(name)
     }
   })
 })
