@@ -87,10 +87,12 @@ export function createEventSource(random: () => number, partnerCount = 40) {
       } else if (r < 0.95) {
         const c = conversations.length > 0 ? pick(conversations) : undefined
         if (!c || c.lastMessageSeq === 0 || c.members.length === 0) continue
-        yield {
-          type: 'ReadPositionAdvanced',
-          data: { partnerId: pick(c.members), conversationId: c.id, seq: c.lastMessageSeq },
-        }
+        const partnerId = pick(c.members)
+        // Mostly reads; some deliveries reported on the way (a push, a hook's context).
+        const d = random()
+        yield d < 0.7
+          ? { type: 'ReadPositionAdvanced', data: { partnerId, conversationId: c.id, seq: c.lastMessageSeq } }
+          : { type: 'DeliveryAdvanced', data: { partnerId, conversationId: c.id, state: d < 0.85 ? 'pushed' : 'surfaced', seq: c.lastMessageSeq } }
       } else if (r < 0.965) {
         const members = [...new Set([from, pick(partners), pick(partners), pick(partners)])]
         if (members.length < 2) continue

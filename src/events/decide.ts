@@ -1,10 +1,11 @@
 // The pure rules: a command and a view of the current state give events, or a typed refusal.
-import { type DuoEvent, LIMITS, type PartnerKind } from './schema.ts'
+import { type DuoEvent, LIMITS, type PartnerKind, type ReportedState } from './schema.ts'
 
 export type Rejection =
   | { reason: 'unknown_partner'; partnerId: string }
   | { reason: 'partner_id_taken'; partnerId: string; existing: string; lookalike: boolean }
   | { reason: 'unknown_conversation'; conversationId: string }
+  | { reason: 'unknown_message'; seq: number }
   | { reason: 'not_a_participant'; conversationId: string }
   | { reason: 'conversation_archived'; conversationId: string }
   | { reason: 'cannot_leave_direct'; conversationId: string }
@@ -37,7 +38,14 @@ export const refuse = <T = never>(rejection: Rejection): Result<T> => ({ ok: fal
 
 /** What the rules need to know of the current state; the projections provide it. */
 export interface DecisionView {
-  partner(id: string): { status: 'online' | 'offline'; tokenHash: string | null; kind: PartnerKind; retired: boolean } | null
+  partner(id: string): {
+    status: 'online' | 'offline'
+    tokenHash: string | null
+    kind: PartnerKind
+    retired: boolean
+    name: string
+    projectPath: string | null
+  } | null
   /** Another partner's id that equals `id` without regard to case, else one with its `idSkeleton`; null if none. */
   partnerLike(id: string): { id: string; lookalike: boolean } | null
   conversation(id: string): {
@@ -63,6 +71,8 @@ export interface DecisionView {
     read_seq: number
   }>
   lastSeq(): number
+  /** The partner's positions in a conversation, and the newest message there at or below `cursor` (null: none). */
+  delivery(partnerId: string, conversationId: string, cursor: number): { pushed: number; surfaced: number; read: number; upto: number | null }
 }
 
 export type Rules = {
@@ -92,8 +102,18 @@ export type Command =
       newTokenHash?: string
       /** Token mode: the hash of the token the request carried (null: none). An id that has a token re-registers only with it. */
       presentedTokenHash?: string | null
+      /**
+       * Another live session holds this id (a second process: `claude mcp list`'s health check, a second
+       * session in the project): the registration keeps the name and project path the partner has.
+       */
+      keepIdentity?: boolean
     }
-  | { kind: 'unregister'; partnerId: string }
+  | {
+      kind: 'unregister'
+      partnerId: string
+      /** Live sessions of this id other than the one leaving: while there are any, the partner stays online. */
+      otherSessions?: number
+    }
   | { kind: 'reissueToken'; partnerId: string; newTokenHash: string }
   | { kind: 'talk'; fromId: string; to?: string; conversationId?: string; content: string; idempotencyKey?: string }
   | { kind: 'createGroup'; creatorId: string; name: string; participants: string[]; groupId: string }
@@ -110,12 +130,14 @@ export type Command =
   | { kind: 'resume'; conversationId: string; partnerId?: string }
   /** A person stops the agents of a conversation, as the loop guard does. `partnerId`: the human; absent: the operator. */
   | { kind: 'pause'; conversationId: string; partnerId?: string }
+  | { kind: 'report'; partnerId: string; state: ReportedState; marks: Array<{ conversationId: string; seq: number }> }
 
 /** What each command decides: its events, plus what the caller needs to answer (one shape per command kind). */
 type Decisions = {
   /** `tokenIssued`: whether `newTokenHash` was recorded (first registration, or a partner that had none). */
   register: { events: DuoEvent[]; tokenIssued: boolean }
-  unregister: { events: DuoEvent[] }
+  /** `stillOnline`: the partner stays online because other sessions of it are live. */
+  unregister: { events: DuoEvent[]; stillOnline?: boolean }
   reissueToken: { events: DuoEvent[]; tokenIssued: true }
   /** Where the message goes; with `duplicateOf`, the retried message's seq (and no events). */
   talk: { events: DuoEvent[]; conversationId: string; duplicateOf?: number }
@@ -135,6 +157,7 @@ type Decisions = {
   resume: { events: DuoEvent[]; resumed: boolean }
   /** `paused`: whether this paused it (false: it was paused already). */
   pause: { events: DuoEvent[]; paused: boolean }
+  report: { events: DuoEvent[] }
 }
 // A command kind without its decision shape does not compile.
 type EveryKind<T extends Record<Command['kind'], { events: DuoEvent[] }>> = T
@@ -180,6 +203,7 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
       if (existing?.retired) return refuse({ reason: 'partner_retired', partnerId: command.partnerId })
       const issue = command.newTokenHash !== undefined && (existing === null || existing.tokenHash === null)
       const kind = command.partnerKind ?? existing?.kind ?? 'agent'
+      const keep = command.keepIdentity === true && existing !== null
       return ok<Decision<'register'>>({
         tokenIssued: issue,
         events: [
@@ -187,8 +211,8 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
             type: 'PartnerRegistered',
             data: {
               partnerId: command.partnerId,
-              name: command.name ?? command.partnerId,
-              projectPath: command.projectPath ?? null,
+              name: keep ? existing.name : (command.name ?? command.partnerId),
+              projectPath: keep ? existing.projectPath : (command.projectPath ?? null),
               ...(issue ? { tokenHash: command.newTokenHash } : {}),
               // Absent means agent, so an agent's registration reads as it did before kinds existed.
               ...(kind === 'human' ? { kind } : {}),
@@ -201,6 +225,7 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
       const refused = unusable(view, command.partnerId)
       if (refused) return refuse(refused)
       if (view.partner(command.partnerId)!.status === 'offline') return ok({ events: [] })
+      if ((command.otherSessions ?? 0) > 0) return ok({ events: [], stillOnline: true })
       return ok({ events: [{ type: 'PartnerWentOffline', data: { partnerId: command.partnerId } }] })
     }
     case 'reissueToken': {
@@ -299,6 +324,8 @@ function decideAny(command: Command, view: DecisionView, rules: Rules): Result<D
       return decideResume(command, view)
     case 'pause':
       return decidePause(command, view)
+    case 'report':
+      return decideReport(command, view)
     default: {
       const unhandled: never = command
       throw new Error(`unhandled command ${JSON.stringify(unhandled)}`)
@@ -462,7 +489,7 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
     if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId })
     // A person oversees: they may step into any conversation without joining it (the console, `bun run duo`).
     if (!human && !view.isMember(conversationId, fromId)) return refuse({ reason: 'not_a_participant', conversationId })
-    return guarded(conversationId, conversation, [])
+    return guarded(conversationId, conversation, replyAcknowledges(view, fromId, conversationId))
   }
   if (command.to === undefined) return refuse({ reason: 'no_recipient' })
   const to = command.to
@@ -473,7 +500,7 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
   if (existing) {
     const conversation = view.conversation(existing)!
     if (conversation.is_archived) return refuse({ reason: 'conversation_archived', conversationId: existing })
-    return guarded(existing, conversation, [])
+    return guarded(existing, conversation, replyAcknowledges(view, fromId, existing))
   }
   const conversationId = directIdFor(fromId, to, (id) => view.conversation(id) !== null)
   const created: DuoEvent = {
@@ -506,4 +533,32 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
     const pause: DuoEvent[] = hops >= rules.maxHops ? [{ type: 'ConversationPaused', data: { conversationId, hops } }] : []
     return ok({ conversationId, events: [...before, sent(conversationId), ...pause] })
   }
+}
+
+/**
+ * Replying into a conversation acknowledges what the replying session was shown there: the messages up to
+ * its pushed or surfaced position become read, so `listen` does not offer them again.
+ */
+function replyAcknowledges(view: DecisionView, partnerId: string, conversationId: string): DuoEvent[] {
+  const { pushed, surfaced, read } = view.delivery(partnerId, conversationId, 0)
+  const shown = Math.max(pushed, surfaced)
+  return shown > read ? [{ type: 'ReadPositionAdvanced', data: { partnerId, conversationId, seq: shown } }] : []
+}
+
+function decideReport(command: Extract<Command, { kind: 'report' }>, view: DecisionView): Result<Decision> {
+  const { partnerId, state } = command
+  if (!view.partner(partnerId)) return refuse({ reason: 'unknown_partner', partnerId })
+  const best = new Map<string, number>()
+  for (const { conversationId, seq } of command.marks) best.set(conversationId, Math.max(best.get(conversationId) ?? 0, seq))
+  const events: DuoEvent[] = []
+  for (const [conversationId, seq] of best) {
+    if (seq > view.lastSeq()) return refuse({ reason: 'cursor_ahead', cursor: seq, lastSeq: view.lastSeq() })
+    if (!view.conversation(conversationId)) return refuse({ reason: 'unknown_conversation', conversationId })
+    if (!view.isMember(conversationId, partnerId)) return refuse({ reason: 'not_a_participant', conversationId })
+    const position = view.delivery(partnerId, conversationId, seq)
+    // Only forward, only onto a message, and nothing for what is already further along (read covers every state).
+    if (position.upto === null || position.upto <= Math.max(position[state], position.read)) continue
+    events.push({ type: 'DeliveryAdvanced', data: { partnerId, conversationId, state, seq: position.upto } })
+  }
+  return ok({ events })
 }

@@ -187,6 +187,28 @@ export const ReadPositionAdvanced = z.object({
   data: z.object({ partnerId: PartnerId, conversationId: ConversationId, seq: z.number().int().positive() }),
 })
 
+/** The stages a message goes through for one recipient, in order; `queued` is implied by MessageSent itself. */
+export const DELIVERY_STATES = ['queued', 'pushed', 'surfaced', 'read'] as const
+export type DeliveryState = (typeof DELIVERY_STATES)[number]
+/** What a partner or its hooks report: `pushed` into the session, or `surfaced` in front of the model. */
+export const ReportedState = z.enum(['pushed', 'surfaced'])
+export type ReportedState = z.infer<typeof ReportedState>
+
+/**
+ * A partner's delivery position in one conversation moved forward: every message up to `seq` there was
+ * pushed into its session (a channel notification, a wake hook) or surfaced to its model (a hook's added
+ * context). A position, not a row per message: a report covers any number of messages with one event.
+ */
+export const DeliveryAdvanced = z.object({
+  type: z.literal('DeliveryAdvanced'),
+  data: z.object({
+    partnerId: PartnerId,
+    conversationId: ConversationId,
+    state: ReportedState,
+    seq: z.number().int().positive(),
+  }),
+})
+
 export const DuoEvent = z.discriminatedUnion('type', [
   PartnerRegistered,
   PartnerWentOffline,
@@ -203,6 +225,7 @@ export const DuoEvent = z.discriminatedUnion('type', [
   ConversationRenamed,
   ConversationPaused,
   ConversationResumed,
+  DeliveryAdvanced,
 ])
 export type DuoEvent = z.infer<typeof DuoEvent>
 export type EventType = DuoEvent['type']
@@ -220,6 +243,10 @@ export const RegisterInput = z.object({
   kind: PartnerKind.optional().describe(
     'agent (default) or human; registering a human partner needs the operator token in token mode',
   ),
+  rename: z
+    .boolean()
+    .optional()
+    .describe('Change the name and project path even while another session of this partner is live (otherwise they are kept)'),
 })
 export type RegisterInput = z.infer<typeof RegisterInput>
 

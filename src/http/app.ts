@@ -4,6 +4,7 @@ import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { createAccess, type BrokerDeps, HttpError } from './deps.ts'
 import { conversationRoutes } from './routes/conversations.ts'
+import { deliveryRoutes } from './routes/delivery.ts'
 import { eventRoutes } from './routes/events.ts'
 import { listenRoutes } from './routes/listen.ts'
 import { partnerRoutes } from './routes/partners.ts'
@@ -138,6 +139,7 @@ export function buildApp(deps: BrokerDeps) {
     .use(partnerRoutes(deps, access))
     .use(conversationRoutes(deps, access))
     .use(listenRoutes(deps, access))
+    .use(deliveryRoutes(deps, access))
     .use(eventRoutes(deps, access))
     .use(consoleRoutes(deps, access, sessions))
 }

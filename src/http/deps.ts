@@ -147,29 +147,39 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
       return actor.kind === 'invalid' ? { reason: 'token_invalid' } : { reason: 'operator_only' }
     },
     /**
-     * The API's view of a partner, as `viewer` may see it: presence is derived from listeners and recent
-     * activity; `project_path` (where on someone's disk a project lives) is shown only to the partner itself
-     * and the operator, and is null for everyone else (no viewer given: nobody).
+     * The API's view of a partner, as `viewer` may see it: presence is derived from listeners, sessions and
+     * recent activity; `project_path` (where on someone's disk a project lives) is shown only to the partner
+     * itself and the operator, and is null for everyone else (no viewer given: nobody).
      */
     /** When the partner was last active: its last event, or a later request this broker (or another on the shared log) saw. */
     lastActive: (row: PartnerRow): string =>
       new Date(Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)).toISOString(),
     partnerJson(row: PartnerRow, viewer?: Actor): PartnerView {
+      const live = hub.reachability(row.id)
       const listening = hub.isListening(row.id)
       const lastActive = Math.max(Date.parse(row.last_seen), presence.lastActive(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)
       const fresh = now().getTime() - lastActive <= config.presenceTimeoutMs
+      const online = row.status === 'online' && (live !== 'offline' || fresh)
       return {
         id: row.id,
         name: row.name,
         kind: row.kind,
         project_path: viewer?.kind === 'operator' || (viewer?.kind === 'partner' && viewer.id === row.id) ? row.project_path : null,
-        status: row.status === 'online' && (listening || fresh) ? 'online' : 'offline',
+        status: online ? 'online' : 'offline',
         status_message: row.status_message,
         notifications_enabled: row.notifications_enabled === 1,
         created_at: row.created_at,
         last_seen: new Date(lastActive).toISOString(),
         isListening: listening,
+        // A client active lately without anything parked here (an HTTP script between polls) is at best connected.
+        reachability: !online ? 'offline' : live === 'offline' ? 'connected' : live,
+        sessions: hub.sessions(row.id),
       }
+    },
+    /** How a partner is reached now, for talk answers (the same rule as partnerJson's). */
+    reachabilityOf(partnerId: string) {
+      const row = store.views.partners.get(partnerId)
+      return row ? this.partnerJson(row).reachability : ('offline' as const)
     },
   }
 }

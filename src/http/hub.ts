@@ -3,6 +3,15 @@ import type { Envelope } from '../events/schema.ts'
 
 export type Wake = { events: Envelope[]; lastSeq: number }
 
+/**
+ * How a partner can be reached, best first. `push`: a partner process whose client accepts Claude Code
+ * channel pushes; `hook`: a session's wake hook is waiting; `listening`: a listen call, long-poll or script
+ * stream is parked; `connected`: a partner process runs, and its model sees a notice at its next tool call.
+ */
+export const REACHABILITY = ['push', 'hook', 'listening', 'connected', 'offline'] as const
+export type Reachability = (typeof REACHABILITY)[number]
+export type HoldKind = Exclude<Reachability, 'offline'>
+
 type Waiter = {
   partnerId: string | null
   conversationId?: string
@@ -28,19 +37,32 @@ export type HubDeps = {
 export function createHub({ members, lastSeq, elsewhere, onListenersChanged }: HubDeps) {
   const byPartner = new Map<string, Set<Waiter>>()
   const firehose = new Set<Waiter>()
-  const holds = new Map<string, number>()
+  const holds = new Map<string, Record<HoldKind, number>>()
+  /** Per partner: the live partner processes (session id -> open follower streams). */
+  const sessionsOf = new Map<string, Map<string, number>>()
+  /** Partners a message reaches at once here (a push session, a wake hook or a listener): /health's `listening`. */
+  const reachable = new Set<string>()
+
+  const active = (c: Record<HoldKind, number>) => c.push + c.hook + c.listening > 0
   // Partners listening elsewhere but not here, counted once per change of either side (/health stays cheap).
   let union: { holdsVersion: number; elsewhere: ReadonlySet<string>; count: number } | null = null
   let holdsVersion = 0
   function listeningCount(): number {
-    if (!elsewhere) return holds.size
+    if (!elsewhere) return reachable.size
     const others = elsewhere()
     if (union?.holdsVersion !== holdsVersion || union.elsewhere !== others) {
-      let count = holds.size
-      for (const id of others) if (!holds.has(id)) count++
+      let count = reachable.size
+      for (const id of others) if (!reachable.has(id)) count++
       union = { holdsVersion, elsewhere: others, count }
     }
     return union.count
+  }
+  /** Keeps `reachable` and the version in step when a partner becomes reachable here or stops being. */
+  function changed(partnerId: string, nowActive: boolean): void {
+    if (nowActive) reachable.add(partnerId)
+    else reachable.delete(partnerId)
+    holdsVersion++
+    onListenersChanged?.()
   }
 
   function remove(waiter: Waiter): void {
@@ -120,30 +142,65 @@ export function createHub({ members, lastSeq, elsewhere, onListenersChanged }: H
         timer = setTimeout(() => waiter.settle(null), timeoutMs)
       })
     },
-    /** Marks a partner as listening until the returned release is called (long-polls and streams). */
-    hold(partnerId: string): () => void {
-      const before = holds.get(partnerId) ?? 0
-      holds.set(partnerId, before + 1)
-      if (before === 0) {
-        holdsVersion++
-        onListenersChanged?.()
+    /**
+     * Marks a partner as reachable in this way until the returned release is called (long-polls, streams,
+     * a partner process's follower, a wake hook's wait).
+     */
+    hold(partnerId: string, kind: HoldKind = 'listening', sessionId?: string): () => void {
+      let counts = holds.get(partnerId)
+      const wasActive = counts !== undefined && active(counts)
+      if (!counts) holds.set(partnerId, (counts = { push: 0, hook: 0, listening: 0, connected: 0 }))
+      counts[kind]++
+      if (!wasActive && active(counts)) changed(partnerId, true)
+      const session = (kind === 'push' || kind === 'connected') && sessionId !== undefined ? sessionId : undefined
+      if (session !== undefined) {
+        let live = sessionsOf.get(partnerId)
+        if (!live) sessionsOf.set(partnerId, (live = new Map()))
+        live.set(session, (live.get(session) ?? 0) + 1)
       }
       let released = false
       return () => {
         if (released) return
         released = true
-        const n = (holds.get(partnerId) ?? 1) - 1
-        if (n <= 0) {
-          holds.delete(partnerId)
-          holdsVersion++
-          onListenersChanged?.()
-        } else holds.set(partnerId, n)
+        if (session !== undefined) {
+          const live = sessionsOf.get(partnerId)
+          const n = (live?.get(session) ?? 1) - 1
+          if (n > 0) live?.set(session, n)
+          else live?.delete(session)
+          if (live?.size === 0) sessionsOf.delete(partnerId)
+        }
+        const now = holds.get(partnerId)
+        if (!now) return
+        const wasActive = active(now)
+        now[kind] = Math.max(0, now[kind] - 1)
+        if (now.push + now.hook + now.listening + now.connected === 0) holds.delete(partnerId)
+        if (wasActive && !active(now)) changed(partnerId, false)
       }
     },
-    isListening: (partnerId: string): boolean => holds.has(partnerId) || (elsewhere?.().has(partnerId) ?? false),
+    /**
+     * The best way to reach the partner now; `offline` when nothing of it is live. Another broker sharing the
+     * log only tells that the partner listens there, so such a partner counts as `listening`.
+     */
+    reachability(partnerId: string): Reachability {
+      const counts = holds.get(partnerId)
+      const here = counts ? (REACHABILITY.find((kind) => kind !== 'offline' && counts[kind] > 0) ?? 'offline') : 'offline'
+      if (here !== 'offline' && here !== 'connected') return here
+      return elsewhere?.().has(partnerId) ? 'listening' : here
+    },
+    /** Live partner processes of this id (their followers' streams, with or without channels), `except` one of them. */
+    sessions(partnerId: string, except?: string): number {
+      const live = sessionsOf.get(partnerId)
+      if (!live) return 0
+      return live.size - (except !== undefined && live.has(except) ? 1 : 0)
+    },
+    /** Whether a message reaches the partner's session now: a push, a waiting hook, or a parked listener. */
+    isListening(partnerId: string): boolean {
+      const counts = holds.get(partnerId)
+      return (counts !== undefined && active(counts)) || (elsewhere?.().has(partnerId) ?? false)
+    },
     listeningCount,
-    /** Partners listening through this broker. */
-    listeningHere: (): string[] => [...holds.keys()],
+    /** Partners a message reaches at once through this broker (pushes, wake hooks, listeners). */
+    listeningHere: (): string[] => [...reachable],
     /** Waiters currently parked (for tests). */
     waiterCount: (): number => firehose.size + [...byPartner.values()].reduce((n, s) => n + s.size, 0),
   }

@@ -5,6 +5,7 @@ const statusOf = {
   unknown_partner: 404,
   partner_id_taken: 409,
   unknown_conversation: 404,
+  unknown_message: 404,
   not_a_participant: 403,
   conversation_archived: 409,
   cannot_leave_direct: 409,
@@ -39,6 +40,8 @@ export function explain(r: Rejection): string {
         : `partner id "${r.partnerId}" is taken: partner "${r.existing}" exists, and ids are unique without regard to case; use "${r.existing}" or choose another id`
     case 'unknown_conversation':
       return `unknown conversation "${r.conversationId}"`
+    case 'unknown_message':
+      return `no message has seq ${r.seq}`
     case 'not_a_participant':
       return `not a participant of conversation "${r.conversationId}"`
     case 'conversation_archived':

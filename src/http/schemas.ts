@@ -1,6 +1,6 @@
 // HTTP-only request shapes (path, query, headers); bodies reuse the command inputs of events/schema.ts.
 import { z } from 'zod'
-import { ConversationId, EVENT_TYPES, LIMITS, PartnerId, StatusMessage } from '../events/schema.ts'
+import { ConversationId, EVENT_TYPES, LIMITS, PartnerId, ReportedState, StatusMessage } from '../events/schema.ts'
 
 const NOT_A_CURSOR = 'a cursor is a whole number (the seq of the last event seen)'
 // A JSON number or a string of digits: z.coerce alone also took "", " ", "0x10", true and [] for cursors.
@@ -34,7 +34,16 @@ export const IdempotencyHeader = z.object({
 export const PartnerParams = z.object({ id: PartnerId })
 export const ConversationParams = z.object({ id: ConversationId })
 
-export const UnregisterBody = z.object({ partnerId: PartnerId })
+/** A partner process's own id for this run, so the broker can count sessions and tell which one leaves. */
+export const SessionId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'a session id is 1-64 letters, digits, "_" or "-"')
+  .describe('The partner process\'s id for this run (any random string it picks)')
+
+export const UnregisterBody = z.object({
+  partnerId: PartnerId,
+  sessionId: SessionId.optional().describe('The session leaving: while other sessions of the partner are live, it stays online'),
+})
 export const LeaveBody = z.object({ partnerId: PartnerId })
 export const ResumeBody = z.object({
   partnerId: PartnerId.optional().describe('The human partner who resumes (or pauses); absent: the operator (operator token)'),
@@ -60,7 +69,35 @@ export const ListenQuery = z.object({
 })
 
 const StreamAfter = Cursor.optional().describe('Replay from this cursor (the Last-Event-ID header wins)')
-export const StreamQuery = z.object({ after: StreamAfter, conversationId: ConversationId.optional() })
+export const StreamQuery = z.object({
+  after: StreamAfter,
+  conversationId: ConversationId.optional(),
+  session: z
+    .enum(['push', 'connected'], { error: 'session is "push" or "connected"' })
+    .optional()
+    .describe('Set by a partner process following its messages: "push" when its client accepts channel pushes, else "connected"'),
+  sessionId: SessionId.optional(),
+})
+
+export const UnseenQuery = z.object({
+  after: Cursor.optional().describe('Only messages with seq > after (default 0)'),
+  wait: QueryNumber('wait is a number of seconds from 0 to 3600', 0, 3600)
+    .optional()
+    .describe('Seconds to wait when nothing is there yet (default 0); a waiting request counts as the partner\'s wake hook'),
+})
+
+export const ReportBody = z.object({
+  state: ReportedState.describe('"pushed": handed to the session (channel push, wake hook); "surfaced": shown to its model (hook context)'),
+  marks: z
+    .array(z.object({ conversationId: ConversationId, seq: z.number().int().positive() }))
+    .min(1, 'report at least one conversation position')
+    .max(1000, 'at most 1000 positions per report')
+    .describe('Per conversation, the seq up to which every message reached that state'),
+})
+
+export const SeqParams = z.object({
+  seq: Cursor.describe('The message\'s seq (its id)'),
+})
 export const EventsStreamQuery = z.object({ after: StreamAfter })
 
 export const LastEventId = z.object({ authorization: z.string().optional(), 'last-event-id': Cursor.optional() })

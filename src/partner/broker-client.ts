@@ -14,10 +14,12 @@ import {
   RegisterResponse,
   Success,
   TalkResponse,
+  UnseenResponse,
 } from '../wire/responses.ts'
 
 export { ConversationEntry as ConversationView, MessageView, PartnerView } from '../wire/responses.ts'
 export type { ListenResponse as Listened, TalkResponse as Talked } from '../wire/responses.ts'
+export type DeliveryMark = { conversationId: string; seq: number }
 
 export type BrokerError =
   /** Nothing answered: the broker is down, or the network failed before a reply. */
@@ -134,15 +136,15 @@ export function createBrokerClient(options: BrokerClientOptions) {
     get baseUrl(): string {
       return urls[current]!
     },
-    register: (body: { partnerId: string; name?: string; projectPath?: string }, token?: string | null) =>
+    register: (body: { partnerId: string; name?: string; projectPath?: string; rename?: boolean }, token?: string | null) =>
       // `token: null` registers without credentials: the first registration of an id, or after a reset broker.
       request(RegisterResponse, 'POST', '/register', {
         body,
         retry: 'idempotent',
         auth: token,
       }),
-    unregister: (partnerId: string, timeoutMs = 2000) =>
-      request(Success, 'POST', '/unregister', { body: { partnerId }, timeoutMs, retry: 'never' }),
+    unregister: (partnerId: string, sessionId?: string, timeoutMs = 2000) =>
+      request(Success, 'POST', '/unregister', { body: { partnerId, sessionId }, timeoutMs, retry: 'never' }),
     /** Sends a message; `idempotencyKey` makes every retry of this call the same message. */
     talk: (body: { fromId: string; to?: string; conversationId?: string; content: string; idempotencyKey: string }) =>
       request(TalkResponse, 'POST', '/talk', {
@@ -160,11 +162,30 @@ export function createBrokerClient(options: BrokerClientOptions) {
       ),
     ack: (partnerId: string, cursor: number, conversationId?: string) =>
       request(AckResponse, 'POST', `/listen/${enc(partnerId)}/ack`, { body: { cursor, conversationId }, retry: 'idempotent' }),
-    /** Opens the SSE stream of the partner's messages after `after`; the caller reads (and cancels) the body. */
-    async stream(partnerId: string, after: number, signal: AbortSignal): Promise<BrokerResult<Response>> {
+    /** Messages the session was not shown in any way yet (seq > after); with `waitS`, waits for one as the wake hook. */
+    unseen: (partnerId: string, q: { after: number; waitS: number; timeoutMs?: number }, signal?: AbortSignal) =>
+      request(UnseenResponse, 'GET', `/listen/${enc(partnerId)}/unseen?after=${q.after}&wait=${Math.round(q.waitS)}`, {
+        signal,
+        timeoutMs: q.timeoutMs ?? q.waitS * 1000 + 15_000,
+        retry: 'never',
+      }),
+    /** Records that messages up to each mark were pushed into the session or surfaced to its model. */
+    report: (partnerId: string, state: 'pushed' | 'surfaced', marks: DeliveryMark[], timeoutMs?: number) =>
+      request(Success, 'POST', `/listen/${enc(partnerId)}/report`, { body: { state, marks }, timeoutMs, retry: 'idempotent' }),
+    /**
+     * Opens the SSE stream of the partner's messages after `after`; the caller reads (and cancels) the body.
+     * `session` says what this process is to the broker: one whose client accepts channel pushes, or not.
+     */
+    async stream(
+      partnerId: string,
+      after: number,
+      signal: AbortSignal,
+      session?: { kind: 'push' | 'connected'; id: string },
+    ): Promise<BrokerResult<Response>> {
       const token = options.token()
+      const as = session ? `&session=${session.kind}&sessionId=${enc(session.id)}` : ''
       try {
-        const response = await fetchAny(`/listen/${enc(partnerId)}/stream?after=${after}`, {
+        const response = await fetchAny(`/listen/${enc(partnerId)}/stream?after=${after}${as}`, {
           headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
           signal,
         }, signal)

@@ -1,5 +1,7 @@
 // The partner's configuration, read once from the environment and the working directory.
-import { basename, resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
 import { DisplayName, LIMITS, PartnerId } from '../events/schema.ts'
 
 export type PartnerConfig = {
@@ -34,6 +36,37 @@ export class ConfigError extends Error {}
 
 const SWITCH: Record<string, boolean> = { on: true, off: false, '1': true, '0': false, true: true, false: false }
 
+/**
+ * The user's Duo settings file: `DUO_CONFIG`, else `$XDG_CONFIG_HOME/duo/config.json`, else `~/.config/duo/config.json`.
+ * It lets a plugin install reach another broker without editing files inside the plugin; the environment wins.
+ */
+export function userConfigPath(env: Record<string, string | undefined>): string {
+  if (env.DUO_CONFIG) return resolve(env.DUO_CONFIG)
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config')
+  return join(base, 'duo', 'config.json')
+}
+
+/** `{ "brokerUrl": "http://host:port" }` (several: comma-separated, as in BROKER_URL) from the user's settings file; nothing when it is absent. */
+function userBrokerUrl(env: Record<string, string | undefined>): string | undefined {
+  const path = userConfigPath(env)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    return undefined
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}`)
+  }
+  const url = (parsed as { brokerUrl?: unknown } | null)?.brokerUrl
+  if (url === undefined) return undefined
+  if (typeof url !== 'string') throw new ConfigError(`${path}: "brokerUrl" must be a string such as "http://127.0.0.1:3210"`)
+  return url.trim() || undefined
+}
+
 export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: string): PartnerConfig {
   // Claude Code tells stdio servers the project root in CLAUDE_PROJECT_DIR (since 2.1.141); cwd is where it was started.
   const projectDir = resolve(env.DUO_PROJECT_DIR || env.CLAUDE_PROJECT_DIR || cwd)
@@ -42,7 +75,7 @@ export function loadPartnerConfig(env: Record<string, string | undefined>, cwd: 
   if (!idCheck.success) {
     throw new ConfigError(`PARTNER_ID "${partnerId}" is invalid: ${idCheck.error.issues[0]?.message}`)
   }
-  const brokerUrls = (env.BROKER_URL?.trim() || DEFAULT_BROKER_URL)
+  const brokerUrls = (env.BROKER_URL?.trim() || userBrokerUrl(env) || DEFAULT_BROKER_URL)
     .split(',')
     .map((url) => url.trim().replace(/\/+$/, ''))
     .filter((url) => url !== '')

@@ -10,6 +10,8 @@ export type FollowerOptions = {
   onMessage: (message: MessageView) => void
   minBackoffMs?: number
   maxBackoffMs?: number
+  /** What this process is to the broker (asked before each connection): its session id, and whether it can push. */
+  session?: () => Promise<{ kind: 'push' | 'connected'; id: string }>
 }
 
 /** Follows `/listen/:id/stream` from the partner's cursor; the stream acknowledges nothing, `listen` stays the reader of record. */
@@ -42,7 +44,9 @@ export function startFollower(partner: Partner, options: FollowerOptions): Follo
       lastSeen = undefined
     }
     const from = lastSeen ?? partner.position.cursor
-    const opened = await partner.client.stream(partner.id, from, controller.signal)
+    const session = await options.session?.()
+    if (controller.signal.aborted) return
+    const opened = await partner.client.stream(partner.id, from, controller.signal, session)
     if (!opened.ok) {
       const { error } = opened
       if (error.kind === 'rejected' && error.status === 409) {

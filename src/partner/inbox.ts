@@ -28,6 +28,13 @@ export function advance(position: ListenPosition, cursor: number, conversationId
   return { cursor: next, conversations }
 }
 
+/** The furthest of two positions (each part moves only forward); `a` itself when `b` adds nothing. */
+export function mergePositions(a: ListenPosition, b: ListenPosition): ListenPosition {
+  let next = advance(a, b.cursor)
+  for (const [conversationId, seq] of Object.entries(b.conversations)) next = advance(next, seq, conversationId)
+  return next
+}
+
 /** Unread messages: seen arriving (by the follower), not yet handed over by `listen`. Ordered by seq. */
 export class Unread {
   private readonly bySeq = new Map<number, MessageView>()

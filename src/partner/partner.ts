@@ -2,7 +2,7 @@
 import type { BrokerClient, BrokerError, BrokerResult, MessageView, PartnerView } from './broker-client.ts'
 import { updateClaudeMd } from './claude-md.ts'
 import type { PartnerConfig } from './config.ts'
-import { advance, START, Unread } from './inbox.ts'
+import { advance, mergePositions, START, Unread } from './inbox.ts'
 import type { ListenPosition, StateStore } from './state-file.ts'
 import { brokerSwitchText } from './texts.ts'
 import { plain } from './untrusted.ts'
@@ -28,6 +28,8 @@ export function brokerForgot(error: BrokerError, partnerId: string): boolean {
 
 export class Partner {
   readonly id: string
+  /** This process's own id: the broker counts sessions by it, and keeps the partner online while another one lives. */
+  readonly sessionId = crypto.randomUUID()
   readonly unread = new Unread()
   name: string
   token: string | undefined
@@ -49,6 +51,8 @@ export class Partner {
   /** `token` and `position` come from a by-URL entry of an older state file, not yet known to be this log's. */
   private legacy = false
   private registration: Promise<BrokerResult<PartnerView>> | undefined
+  /** The model asked for a new name: the next registration renames even while another session is live. */
+  private renaming = false
   private registered = false
   private resolveFirstRegistration!: () => void
   /** Settles when this partner first registered successfully (it may take several attempts). */
@@ -77,6 +81,7 @@ export class Partner {
   register(name?: string): Promise<BrokerResult<PartnerView>> {
     if (name && name !== this.name) {
       this.name = name
+      this.renaming = true
       // A registration in flight (the start-up one, in the background) still carries the old name: register after it.
       if (this.registration) return this.registration.then(() => this.register())
     }
@@ -126,6 +131,35 @@ export class Partner {
     })
   }
 
+  /**
+   * Takes in what another process of this partner (a second session in the project) recorded as delivered:
+   * the sessions of one project share one inbox, so a message handed to one is not offered to the other.
+   */
+  syncPosition(): void {
+    // Only once it is known which log this is: positions of another log mean nothing here.
+    if (this.brokerId === undefined) return
+    const { state: saved } = this.store.load(this.brokerId)
+    if (saved.token !== this.token) return
+    const next = mergePositions(this.position, saved.position)
+    if (next !== this.position) {
+      this.position = next
+      this.unread.prune(this.position)
+    }
+  }
+
+  /**
+   * A reply acknowledged what this session was shown in these conversations (the broker answered which):
+   * they count as delivered here too, so listen does not offer them again and the unread notice drops them.
+   */
+  acknowledged(marks: Array<{ conversationId: string; seq: number }>): void {
+    let next = this.position
+    for (const { conversationId, seq } of marks) next = advance(next, seq, conversationId)
+    if (next === this.position) return
+    this.position = next
+    this.save()
+    this.unread.prune(this.position)
+  }
+
   /** The broker's log no longer reaches our cursor (its database was reset): start over from its beginning. */
   resetPosition(reason: string): void {
     console.error(`duo partner: resetting the listen cursor (was #${this.position.cursor}): ${reason}`)
@@ -133,7 +167,7 @@ export class Partner {
     this.position = START
     this.epoch++
     this.unread.clear()
-    this.save()
+    this.save({ reset: true })
   }
 
   setNotifications(enabled: boolean): void {
@@ -176,7 +210,7 @@ export class Partner {
     // Even when a broker restart made the registration stale: going offline there is still right.
     if (!this.view) return
     this.registered = false
-    const r = await this.client.unregister(this.id)
+    const r = await this.client.unregister(this.id, this.sessionId)
     if (!r.ok) console.error(`duo partner: could not unregister: ${r.error.message}`)
   }
 
@@ -227,7 +261,9 @@ export class Partner {
     return { ok: true, value: changed }
   }
 
-  private save(options: { dropLegacy?: boolean } = {}): void {
+  /** Saves token and position; unless `reset`, first takes in what another session of this partner saved meanwhile. */
+  private save(options: { dropLegacy?: boolean; reset?: boolean } = {}): void {
+    if (!options.reset) this.syncPosition()
     try {
       this.store.save(this.brokerId ?? null, { token: this.token, position: this.position }, options)
     } catch (error) {
@@ -239,7 +275,9 @@ export class Partner {
     // First which log this is, so that a token is only ever sent to the log that issued it.
     const identified = await this.identifyBroker()
     if (!identified.ok) return identified
-    const body = { partnerId: this.id, name: this.name, projectPath: this.config.projectDir }
+    const rename = this.renaming
+    this.renaming = false
+    const body = { partnerId: this.id, name: this.name, projectPath: this.config.projectDir, ...(rename ? { rename: true } : {}) }
     let result = await this.client.register(body, this.token ?? null)
     let freshStart = false
     if (!result.ok && result.error.kind === 'rejected' && result.error.status === 401 && this.token) {
@@ -250,7 +288,10 @@ export class Partner {
         freshStart = true
       }
     }
-    if (!result.ok) return result
+    if (!result.ok) {
+      this.renaming ||= rename
+      return result
+    }
     const { partner, token } = result.value
     if (this.legacy && this.brokerId) {
       // A by-URL entry of an older file: this log took its token, so it is this log's (moved under its id);

@@ -14,6 +14,14 @@ import { registerTalk } from './tools/talk.ts'
 
 export const CHANNEL_METHOD = 'notifications/claude/channel'
 
+const REACH_TEXT = {
+  push: 'messages are pushed into their session at once',
+  hook: 'their idle session is woken by a message',
+  listening: 'waiting in listen: gets messages at once',
+  connected: 'sees messages at their next tool call',
+  offline: 'sees messages when they start again',
+} as const
+
 const instructions = (id: string) =>
   `You are connected to Duo as partner "${id}": other Claude Code instances (partners) can message you and you them. ` +
   'Send with talk, receive with listen, see who is there with list_partners and list_conversations. ' +
@@ -88,7 +96,10 @@ export function buildPartnerServer(partner: Partner, deliveries: DeliveryTracker
     'list_partners',
     {
       title: 'List partners',
-      description: 'List every partner registered with the broker: id (use it with talk `to`), name, online or not, connected or not, status message.',
+      description:
+        'List every partner registered with the broker: id (use it with talk `to`), name, online or not, how a message reaches ' +
+        'them now (reachability: push = pushed into their session, hook = their idle session is woken, listening = waiting in listen, ' +
+        'connected = seen at their next tool call, offline = when they start again), live sessions, status message.',
       inputSchema: z.object({}),
       outputSchema: z.object({
         partners: z.array(
@@ -97,6 +108,8 @@ export function buildPartnerServer(partner: Partner, deliveries: DeliveryTracker
             name: z.string(),
             online: z.boolean(),
             listening: z.boolean(),
+            reachability: z.enum(['push', 'hook', 'listening', 'connected', 'offline']),
+            sessions: z.number(),
             statusMessage: z.string().nullable(),
             lastSeen: z.string().nullable(),
             you: z.boolean(),
@@ -112,6 +125,9 @@ export function buildPartnerServer(partner: Partner, deliveries: DeliveryTracker
         name: p.name,
         online: p.status === 'online',
         listening: p.isListening ?? false,
+        // An older broker says only whether someone listens.
+        reachability: p.reachability ?? (p.isListening ? 'listening' : p.status === 'online' ? 'connected' : 'offline'),
+        sessions: p.sessions ?? 0,
         statusMessage: p.status_message ?? null,
         lastSeen: p.last_seen ?? null,
         you: p.id === partner.id,
@@ -119,7 +135,8 @@ export function buildPartnerServer(partner: Partner, deliveries: DeliveryTracker
       const lines = partners.map(
         (p) =>
           `- ${plain(p.id)}${p.name !== p.id ? ` (${quoted(p.name, 100)})` : ''}${p.you ? ' (you)' : ''}: ${p.online ? 'online' : 'offline'}` +
-          `${p.listening ? ', connected (gets messages at once)' : ''}${p.statusMessage ? `, status: ${quoted(p.statusMessage)}` : ''}`,
+          `${p.online ? `, ${REACH_TEXT[p.reachability]}` : ''}${p.sessions > 1 ? `, ${p.sessions} sessions` : ''}` +
+          `${p.statusMessage ? `, status: ${quoted(p.statusMessage)}` : ''}`,
       )
       const others = partners.filter((p) => !p.you).length
       const total = listed.total ?? partners.length

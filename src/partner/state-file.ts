@@ -56,13 +56,18 @@ export function ensureDuoDir(projectDir: string): string {
   return dir
 }
 
-export function openStateStore(projectDir: string, partnerId: string, brokerUrl: string): StateStore {
+export function openStateStore(
+  projectDir: string,
+  partnerId: string,
+  brokerUrl: string,
+  options: { /** Say nothing about an unreadable file (hooks print nothing). */ quiet?: boolean } = {},
+): StateStore {
   const path = join(projectDir, DUO_DIR, `${partnerId}.json`)
   const readAll = () => {
     try {
       return StateFileContent.parse(JSON.parse(readFileSync(path, 'utf8')))
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !options.quiet) {
         console.error(`duo partner: ignoring unreadable state file ${path}: ${(error as Error).message}`)
       }
       return StateFileContent.parse({})

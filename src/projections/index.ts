@@ -8,6 +8,7 @@ import { migrate } from '../events/migrate.ts'
 import type { DecisionView } from '../events/decide.ts'
 import type { Envelope } from '../events/schema.ts'
 import * as conversations from './conversations.ts'
+import * as delivery from './delivery.ts'
 import * as messages from './messages.ts'
 import * as partners from './partners.ts'
 
@@ -16,6 +17,7 @@ export const VIEW_TABLES: Record<string, string> = {
   ...partners.TABLES,
   ...conversations.TABLES,
   ...messages.TABLES,
+  ...delivery.TABLES,
 }
 
 export function migrateViews(db: Database): void {
@@ -23,6 +25,7 @@ export function migrateViews(db: Database): void {
   migrate(db, 'partners', partners.MIGRATIONS)
   migrate(db, 'messages', messages.MIGRATIONS)
   migrate(db, 'conversations', conversations.MIGRATIONS)
+  migrate(db, 'delivery', delivery.MIGRATIONS)
 }
 
 export function openViews(db: Database) {
@@ -31,6 +34,7 @@ export function openViews(db: Database) {
     partners: partners.createPartners(db),
     conversations: conversations.createConversations(db),
     messages: messages.createMessages(db),
+    delivery: delivery.createDelivery(db),
   }
   return {
     ...views,
@@ -39,6 +43,7 @@ export function openViews(db: Database) {
       views.partners.apply(event)
       views.conversations.apply(event)
       views.messages.apply(event)
+      views.delivery.apply(event)
     },
   }
 }
@@ -49,7 +54,7 @@ export function decisionView(views: Views, lastSeq: () => number): DecisionView 
   return {
     partner: (id) => {
       const row = views.partners.get(id)
-      return row && { status: row.status, tokenHash: row.token_hash, kind: row.kind, retired: row.retired_at !== null }
+      return row && { status: row.status, tokenHash: row.token_hash, kind: row.kind, retired: row.retired_at !== null, name: row.name, projectPath: row.project_path }
     },
     partnerLike: (id) => views.partners.like(id),
     conversation: (id) => views.conversations.get(id),
@@ -61,5 +66,6 @@ export function decisionView(views: Views, lastSeq: () => number): DecisionView 
     messageByKey: (fromId, key) => views.messages.byIdempotencyKey(fromId, key),
     ackable: (partnerId, cursor, conversationId) => views.messages.ackable(partnerId, cursor, conversationId),
     lastSeq,
+    delivery: (partnerId, conversationId, cursor) => views.delivery.positions(partnerId, conversationId, cursor),
   }
 }

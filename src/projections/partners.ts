@@ -102,6 +102,7 @@ export function createPartners(db: Database) {
           return
         case 'ParticipantLeft':
         case 'ReadPositionAdvanced':
+        case 'DeliveryAdvanced':
           seen.run(event.at, event.data.partnerId)
           return
         default:

@@ -8,6 +8,11 @@ export const BrokerId = z.string().describe('The log’s id: a partner keeps its
 /** Set when a page was cut by bytes before `limit`: the cursor still resumes exactly after (or before) it. */
 const Truncated = z.literal(true).optional().describe('The page was cut by bytes (DUO_PAGE_KB): ask again from its cursor')
 
+/** How a partner is reached right now, best first (see the hub): push, hook, listening, connected, offline. */
+export const Reachability = z.enum(['push', 'hook', 'listening', 'connected', 'offline'])
+export type Reachability = z.infer<typeof Reachability>
+export const DeliveryStateView = z.enum(['queued', 'pushed', 'surfaced', 'read'])
+
 export const PartnerView = z.object({
   id: z.string(),
   name: z.string(),
@@ -19,6 +24,10 @@ export const PartnerView = z.object({
   created_at: z.string(),
   last_seen: z.string(),
   isListening: z.boolean(),
+  reachability: Reachability.describe(
+    'push: a session that takes channel pushes; hook: a waiting wake hook; listening: a parked listen; connected: a partner process runs; offline',
+  ),
+  sessions: z.number().int().describe('Live partner processes of this id'),
 })
 export type PartnerView = z.infer<typeof PartnerView>
 
@@ -79,6 +88,12 @@ export const TalkResponse = z.object({
   notified: z.number().int().describe('Recipients with a waiting listener'),
   queued: z.number().int().describe('Recipients without one'),
   duplicate: z.boolean().describe('True when an Idempotency-Key retry returned the original message'),
+  recipients: z
+    .array(z.object({ partnerId: z.string(), reachability: Reachability }))
+    .describe('Every recipient and how it is reached right now: who sees the message now, who later'),
+  acknowledged: z
+    .array(z.object({ conversationId: z.string(), seq: z.number().int() }))
+    .describe("The sender's read positions this reply advanced: what its session was shown there"),
 })
 export type TalkResponse = z.infer<typeof TalkResponse>
 
@@ -102,7 +117,33 @@ export const AckResponse = z.object({
 export const CreateGroupResponse = z.object({ success: z.literal(true), conversation: ConversationView })
 export const ConversationsResponse = z.object({ conversations: z.array(ConversationEntry) })
 export const LeaveResponse = z.object({ success: z.literal(true), left: z.boolean(), archived: z.boolean() })
-export const HistoryResponse = z.object({ conversation: ConversationView, messages: z.array(MessageView), truncated: Truncated })
+/** A history entry; for the asker's own messages, where each recipient stands. */
+export const HistoryMessage = MessageView.extend({
+  recipients: z.array(z.object({ partnerId: z.string(), state: DeliveryStateView })).optional(),
+})
+export const HistoryResponse = z.object({ conversation: ConversationView, messages: z.array(HistoryMessage), truncated: Truncated })
+
+export const UnregisterResponse = z.object({
+  success: z.literal(true),
+  offline: z.boolean().describe('False while another session of the partner is live: it stays online'),
+  sessions: z.number().int().describe('Live sessions of the partner other than the one that left'),
+})
+
+/** Messages the partner's session was not shown in any way yet (its hooks ask). */
+export const UnseenResponse = z.object({ messages: z.array(MessageView), cursor: z.number().int() })
+export type UnseenResponse = z.infer<typeof UnseenResponse>
+
+export const ReportResponse = z.object({
+  success: z.literal(true),
+  advanced: z.array(z.object({ conversationId: z.string(), state: z.enum(['pushed', 'surfaced']), seq: z.number().int() })),
+})
+
+export const ReceiptsResponse = z.object({
+  seq: z.number().int(),
+  conversationId: z.string(),
+  from: z.string(),
+  recipients: z.array(z.object({ partnerId: z.string(), state: DeliveryStateView, at: z.string() })),
+})
 export const ParticipantsResponse = z.object({ participants: z.array(PartnerView) })
 /** A page of partners by id; `next_after_id` (null on the last page) is the `after_id` of the next. Older brokers send all, without paging fields. */
 export const PartnersResponse = z.object({

@@ -10,6 +10,7 @@ import { migrate } from '../../src/events/migrate.ts'
 import type { DuoEvent, Envelope } from '../../src/events/schema.ts'
 import * as conversations from '../../src/projections/conversations.ts'
 import * as messages from '../../src/projections/messages.ts'
+import * as delivery from '../../src/projections/delivery.ts'
 import * as partners from '../../src/projections/partners.ts'
 import { openStore } from '../../src/store.ts'
 
@@ -188,6 +189,7 @@ describe('a log file', () => {
       partners: partners.MIGRATIONS.length,
       conversations: conversations.MIGRATIONS.length,
       messages: messages.MIGRATIONS.length,
+      delivery: delivery.MIGRATIONS.length,
     }
     const versions = (db: Database) =>
       Object.fromEntries(db.query<{ part: string; version: number }, []>('SELECT part, version FROM duo_schema').all().map((r) => [r.part, r.version]))

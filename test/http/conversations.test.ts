@@ -225,6 +225,8 @@ describe('group conversations', () => {
       from_kind: 'agent',
       content: 'one',
       created_at: expect.any(String),
+      // Open mode: every message shows where each recipient stands (a partner's token shows its own messages').
+      recipients: [expect.objectContaining({ state: expect.any(String) }), expect.objectContaining({ state: expect.any(String) })],
     })
 
     const latest = (await broker.get(`/conversations/${groupId}/messages?limit=5`)).body.messages

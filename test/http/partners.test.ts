@@ -136,7 +136,7 @@ describe('partners on an open broker', () => {
     await broker.untilParked(2)
     expect(await stillPending(waiting, 0)).toBe(true)
 
-    expect((await broker.post('/unregister', { partnerId: 'carol' })).body).toEqual({ success: true })
+    expect((await broker.post('/unregister', { partnerId: 'carol' })).body).toEqual({ success: true, offline: true, sessions: 0 })
     const [cursorReply, legacyReply] = await Promise.all([waiting, legacy])
     expect(Date.now() - started).toBeLessThan(5000)
     expect(cursorReply.status).toBe(200)

@@ -88,11 +88,12 @@ export function partnerConfig(projectDir: string, brokerUrl: string, over: Parti
  */
 export async function connectPartner(
   config: PartnerConfig,
-  options: { fetch?: typeof fetch; background?: boolean } = {},
+  options: { fetch?: typeof fetch; background?: boolean; /** Whether the client declares Claude Code channels (default yes). */ channels?: boolean } = {},
 ): Promise<ConnectedPartner> {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
   const running = await startPartner({ config, transport: serverSide, fetch: options.fetch, backoffMs: { min: 50, max: 300 } })
-  const client = new Client({ name: 'test', version: '0.0.0' })
+  const capabilities = options.channels === false ? {} : { experimental: { 'claude/channel': {} } }
+  const client = new Client({ name: 'test', version: '0.0.0' }, { capabilities })
   await client.connect(clientSide)
   if (!options.background) await running.registered
   return {

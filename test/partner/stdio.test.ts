@@ -27,7 +27,7 @@ async function spawnPartner(dirName: string, env: Record<string, string> = {}, b
     env: { ...inherited, BROKER_URL: broker.url, DUO_LISTEN_MAX_S: '2', ...env },
     stderr: 'ignore',
   })
-  const client = new Client({ name: 'e2e', version: '0.0.0' })
+  const client = new Client({ name: 'e2e', version: '0.0.0' }, { capabilities: { experimental: { 'claude/channel': {} } } })
   const pushes: ChannelNotification[] = []
   client.setNotificationHandler(ChannelNotification, (n) => {
     pushes.push(n)

@@ -222,7 +222,7 @@ describe('listen', () => {
     }
     const config = partnerConfig(tempProject(unique('broken-pipe')), broker.url)
     const running = await startPartner({ config, transport: serverSide, backoffMs: { min: 50, max: 300 } })
-    const client = new Client({ name: 'test', version: '0.0.0' })
+    const client = new Client({ name: 'test', version: '0.0.0' }, { capabilities: { experimental: { 'claude/channel': {} } } })
     await client.connect(clientSide)
     open.push({ client, running, close: async () => (await client.close(), await running.stop()) })
     // The recipient must exist before the message is sent to it.

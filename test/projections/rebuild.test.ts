@@ -45,7 +45,14 @@ function commandMix(random: () => number, lastSeq: () => number) {
       return { kind: 'createGroup', creatorId: me, name: `G${n}`, participants: [pick(partners), pick(partners)], groupId: `group_${n}` }
     }
     if (r < 0.72 && groups.length > 0) return { kind: 'leave', partnerId: me, conversationId: pick(groups) }
-    if (r < 0.84) return { kind: 'ack', partnerId: me, cursor: Math.floor(random() * (lastSeq() + 1)) }
+    if (r < 0.78) return { kind: 'ack', partnerId: me, cursor: Math.floor(random() * (lastSeq() + 1)) }
+    if (r < 0.84) {
+      const other = pick(partners)
+      const direct = me < other ? `direct_${me}_${other}` : `direct_${other}_${me}`
+      const conversationId = groups.length > 0 && random() < 0.5 ? pick(groups) : direct
+      const state = random() < 0.5 ? 'pushed' : 'surfaced'
+      return { kind: 'report', partnerId: me, state, marks: [{ conversationId, seq: 1 + Math.floor(random() * lastSeq()) }] }
+    }
     if (r < 0.88) return { kind: 'setStatus', partnerId: me, message: random() < 0.7 ? `busy ${n}` : null }
     if (r < 0.91) return { kind: 'setNotifications', partnerId: me, enabled: random() < 0.5 }
     if (r < 0.95) return { kind: 'unregister', partnerId: me }

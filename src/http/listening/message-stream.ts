@@ -7,10 +7,12 @@ import type { Listener, Pacing } from './common.ts'
 export function createMessageStream({ store, hub, keepAliveMs, pacing }: { store: Store; hub: Hub; keepAliveMs: number; pacing: Pacing }) {
   const { views, log } = store
 
-  /** The stream's response; the partner counts as listening until it closes. */
-  return function messageStream(listener: Listener & { after: number }): Response {
+  /** The stream's response; the partner counts as listening (or as a live session) until it closes. */
+  return function messageStream(
+    listener: Listener & { after: number; /** A partner process's follower: its session, and whether it pushes. */ session?: { kind: 'push' | 'connected'; id?: string } },
+  ): Response {
     const { partnerId, conversationId } = listener
-    const release = hub.hold(partnerId)
+    const release = hub.hold(partnerId, listener.session?.kind ?? 'listening', listener.session?.id)
     // A stream opened with a token that has since been reissued ends at its next wake-up or keep-alive.
     const revoked = new AbortController()
     return sseResponse(

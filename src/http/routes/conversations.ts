@@ -61,6 +61,10 @@ export function conversationRoutes({ store, newGroupId, limits, config, sendBudg
         const { decision, appended, recipients, notified } = result.value
         // The message is not always the last event appended: the loop guard's pause may follow it.
         const seq = decision.duplicateOf ?? appended.findLast((e) => e.type === 'MessageSent')!.seq
+        // The reply acknowledged what this session was shown in the conversation (see decide's replyAcknowledges).
+        const acknowledged = appended.flatMap((e) =>
+          e.type === 'ReadPositionAdvanced' ? [{ conversationId: e.data.conversationId, seq: e.data.seq }] : [],
+        )
         return {
           success: true as const,
           conversationId: decision.conversationId,
@@ -69,6 +73,8 @@ export function conversationRoutes({ store, newGroupId, limits, config, sendBudg
           notified: notified.length,
           queued: recipients.length - notified.length,
           duplicate: decision.duplicateOf !== undefined,
+          recipients: recipients.map((partnerId) => ({ partnerId, reachability: access.reachabilityOf(partnerId) })),
+          acknowledged,
         }
       },
       {
@@ -208,7 +214,7 @@ export function conversationRoutes({ store, newGroupId, limits, config, sendBudg
     )
     .get(
       '/conversations/:id/messages',
-      ({ params, query, request }) => {
+      ({ params, query, request, actor }) => {
         // `before` is a cursor like any other: past the end of the log (last seq + 1 still means "all") is a 409.
         const tooFar = query.before === undefined ? null : beyondLog(query.before - 1, store.log.lastSeq())
         if (tooFar) return rejected(tooFar)
@@ -222,7 +228,12 @@ export function conversationRoutes({ store, newGroupId, limits, config, sendBudg
           {
             head: `{"conversation":${JSON.stringify(conversation)},${page.truncated ? '"truncated":true,' : ''}"messages":[`,
             count: page.seqs.length,
-            render: (i) => JSON.stringify(views.messages.bySeq(page.seqs[i]!)),
+            render: (i) => {
+              const m = views.messages.bySeq(page.seqs[i]!)!
+              // For the asker's own messages (every message for the operator or in open mode): where each recipient stands.
+              const own = actor.kind !== 'partner' || m.from_id === actor.id
+              return JSON.stringify(own ? { ...m, recipients: views.delivery.statesFor(params.id, [m])[0] } : m)
+            },
             tail: ']}',
           },
           sendBudget,

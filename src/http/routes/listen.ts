@@ -81,7 +81,9 @@ export function listenRoutes({ store, hub, config, shutdown, sendBudget }: Broke
         const busy = sendBudget.refusal()
         if (busy) return busy
         server?.timeout(request, 0)
-        return messageStream({ partnerId, conversationId, after, signal: AbortSignal.any([request.signal, shutdown]), stillActing })
+        // A partner process says whether its client accepts pushes; a stream without `session` is a script's.
+        const session = query.session && { kind: query.session, id: query.sessionId }
+        return messageStream({ partnerId, conversationId, after, signal: AbortSignal.any([request.signal, shutdown]), stillActing, session })
       },
       {
         actAs: 'params.id',

@@ -1,7 +1,7 @@
 // Partners: register, unregister, list, status, notification setting, token reissue. Auth: `{ actAs: 'params.id' }` (or the body field naming the partner), `{ reader: true }`, `{ operator: true }`, `{ registering: true }`.
 import { Elysia } from 'elysia'
 import { RegisterInput } from '../../events/schema.ts'
-import { PartnersResponse, RegisterResponse, RetireResponse, Success, TokenResponse } from '../../wire/responses.ts'
+import { PartnersResponse, RegisterResponse, RetireResponse, Success, TokenResponse, UnregisterResponse } from '../../wire/responses.ts'
 import { authPlugin } from '../auth-plugin.ts'
 import { bearer, hashToken, newToken } from '../auth.ts'
 import type { PartnerRow } from '../../projections/partners.ts'
@@ -48,6 +48,8 @@ export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, a
           newTokenHash: token && hashToken(token),
           // The operator speaks for human partners without holding their tokens (`registering` checked that).
           presentedTokenHash: tokens && !(actor.kind === 'operator' && existing?.kind === 'human') ? hashOf(headers.authorization) : undefined,
+          // A second process of a live partner (a health check, another session) must not rename it.
+          keepIdentity: hub.sessions(body.partnerId) > 0 && body.rename !== true,
         })
         if (!result.ok) return rejected(result.rejection)
         const self = { kind: 'partner', id: body.partnerId } as const
@@ -65,15 +67,17 @@ export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, a
     )
     .post(
       '/unregister',
-      async ({ partnerId }) => {
-        const result = await commands.execute({ kind: 'unregister', partnerId })
-        return result.ok ? { success: true as const } : rejected(result.rejection)
+      async ({ partnerId, body }) => {
+        const otherSessions = hub.sessions(partnerId, body.sessionId)
+        const result = await commands.execute({ kind: 'unregister', partnerId, otherSessions })
+        if (!result.ok) return rejected(result.rejection)
+        return { success: true as const, offline: result.value.decision.stillOnline !== true, sessions: otherSessions }
       },
       {
         actAs: 'body.partnerId',
         body: UnregisterBody,
-        response: { 200: Success },
-        detail: { summary: 'Go offline; ends the partner’s waiting long-polls' },
+        response: { 200: UnregisterResponse },
+        detail: { summary: 'Go offline (unless another session of the partner is live); ends the partner’s waiting long-polls' },
       },
     )
     .get(

@@ -119,6 +119,8 @@ export function registerListen(server: McpServer, ctx: ToolContext): void {
           notes.push(partner.resetNotice)
           partner.resetNotice = undefined
         }
+        // Another session of this project may have been handed messages meanwhile: one shared inbox.
+        partner.syncPosition()
         const after = resumeAfter(partner.position, conversationId)
         const waitS = Math.max(0, Math.round((deadline - Date.now()) / 1000))
         const answer = await partner.call(() => partner.client.listen(partner.id, { after, waitS, conversationId }, extra.signal))

@@ -22,7 +22,31 @@ const TalkOut = z.object({
   to: z.string().optional().describe('The partner addressed, when sent directly'),
   notified: z.boolean().describe('Whether a recipient was connected and notified at once'),
   duplicate: z.boolean().describe('True when this was a retry the broker had already stored: nothing was sent twice'),
+  recipients: z
+    .array(z.object({ partnerId: z.string(), reachability: z.enum(['push', 'hook', 'listening', 'connected', 'offline']) }))
+    .describe('Each recipient and how it is reached right now'),
 })
+
+type Reach = 'push' | 'hook' | 'listening' | 'connected' | 'offline'
+const WHEN: Record<Reach, string> = {
+  push: 'sees it now (pushed into their session)',
+  hook: 'sees it now (their idle session is woken)',
+  listening: 'gets it now (waiting in listen)',
+  connected: 'sees it later, at their next tool call or prompt',
+  offline: 'sees it later, when their session starts again',
+}
+
+/** Who will see the message now and who later, in one sentence per kind of reachability. */
+export function whoSeesIt(recipients: Array<{ partnerId: string; reachability: Reach }>): string {
+  if (recipients.length === 0) return 'Nobody else is in that conversation now.'
+  const order: Reach[] = ['push', 'hook', 'listening', 'connected', 'offline']
+  return order
+    .flatMap((reach) => {
+      const ids = recipients.filter((r) => r.reachability === reach).map((r) => r.partnerId)
+      return ids.length === 0 ? [] : [`${ids.join(', ')} ${WHEN[reach]}.`]
+    })
+    .join(' ')
+}
 
 /**
  * Idempotency keys of sends whose answer the model may not have seen, by (target, content).
@@ -129,14 +153,18 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
       // A failure keeps the key too: the broker may have stored the message before the answer was lost.
       if (sent instanceof ToolFailure) return sent.result
       deliveries.afterSent(extra.requestId, extra.signal, { sent: send.delivered })
+      // Replying acknowledged what this session was shown there: it is no longer unread here either.
+      if (sent.acknowledged?.length) partner.acknowledged(sent.acknowledged)
       const notified = typeof sent.notified === 'number' ? sent.notified > 0 : sent.notified === true
       const recipient = target.to ? `${plain(target.to)} (conversation ${plain(sent.conversationId)})` : plain(sent.conversationId)
       const text = [
         `Sent message #${plain(sent.seq ?? sent.messageId)} to ${recipient}.`,
         sent.duplicate ? 'The broker already had this exact send from a retry, so it was stored only once.' : '',
-        notified
-          ? 'The recipient is connected and was notified at once.'
-          : 'No recipient is connected right now; the message waits for them and reaches them at their next listen.',
+        sent.recipients
+          ? whoSeesIt(sent.recipients)
+          : notified
+            ? 'The recipient is connected and was notified at once.'
+            : 'No recipient is connected right now; the message waits for them and reaches them at their next listen.',
         'To wait for a reply, call listen.',
       ]
         .filter(Boolean)
@@ -150,6 +178,7 @@ export function registerTalk(server: McpServer, ctx: ToolContext): void {
           to: target.to,
           notified,
           duplicate: sent.duplicate ?? false,
+          recipients: sent.recipients ?? [],
         },
         partner.notice(),
       )
