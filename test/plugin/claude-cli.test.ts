@@ -10,6 +10,8 @@ import { fastOnly } from '../slow.ts'
 const CLAUDE = process.env.DUO_CLAUDE_BIN ?? join(ROOT, '.tools/claude-code/node_modules/.bin/claude')
 const present = existsSync(CLAUDE)
 const inCi = Boolean(process.env.DUO_CI || process.env.CI)
+// Each `claude` run takes about a second here, several under load; a test runs up to a dozen.
+const CLI_TIMEOUT_MS = 120_000
 
 if (!present && !inCi) {
   console.error(
@@ -57,7 +59,7 @@ describe.skipIf(!present || fastOnly)('the Claude Code CLI (2.1.332)', () => {
   test('is the pinned version', async () => {
     const { run } = claudeHome()
     expect((await run('claude --version')).out).toContain('2.1.332')
-  })
+  }, CLI_TIMEOUT_MS)
 
   test('claude plugin validate --strict passes on the marketplace and on the plugin', async () => {
     const { run } = claudeHome()
@@ -65,7 +67,7 @@ describe.skipIf(!present || fastOnly)('the Claude Code CLI (2.1.332)', () => {
       const validated = await run(`claude plugin validate --strict '${path}'`)
       expect({ path, code: validated.code, passed: validated.out.includes('Validation passed') }).toEqual({ path, code: 0, passed: true })
     }
-  })
+  }, CLI_TIMEOUT_MS)
 
   test('installs from the local marketplace; claude mcp list shows its server connected, and it reached the broker', async () => {
     const { run } = claudeHome()
@@ -87,7 +89,7 @@ describe.skipIf(!present || fastOnly)('the Claude Code CLI (2.1.332)', () => {
     await waitFor('the health check to register and leave', async () =>
       (await partners()).some((p) => p.id === 'project-x' && p.status === 'offline'),
     10_000)
-  })
+  }, CLI_TIMEOUT_MS)
 
   test("every claude plugin/mcp command in the README works as written", async () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
@@ -104,5 +106,5 @@ describe.skipIf(!present || fastOnly)('the Claude Code CLI (2.1.332)', () => {
       const ran = await run(command.replaceAll('/path/to/duo', ROOT))
       expect({ command, code: ran.code, out: ran.code === 0 ? '' : ran.out }).toEqual({ command, code: 0, out: '' })
     }
-  })
+  }, CLI_TIMEOUT_MS)
 })
