@@ -15,6 +15,7 @@ import { scale } from './scenarios/scale.ts'
 import { seedFanout20, seedPingPong } from './scenarios/seed-wire.ts'
 import { fanoutSse, idle } from './scenarios/streams.ts'
 import { floor, talk } from './scenarios/talk.ts'
+import { wake } from './scenarios/wake.ts'
 
 const SCENARIOS: Record<string, Scenario> = {
   floor,
@@ -30,6 +31,7 @@ const SCENARIOS: Record<string, Scenario> = {
   hostile,
   public: publicEndpoints,
   flood,
+  wake,
 }
 /** Run by `--postgres` (or `--only postgres`), not by default: it needs a PostgreSQL server. */
 const OPTIONAL: Record<string, Scenario> = { postgres }

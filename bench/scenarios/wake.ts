@@ -1,0 +1,124 @@
+// The Stop hook's wake-up: message sent → hook exits (code 2), and what 100 waiting hooks cost while idle.
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { blank, type Scenario } from '../context.ts'
+import { get, post, registerAll, stats } from '../client.ts'
+import { cpuOf, ROOT, rssOf, track } from '../procs.ts'
+
+const HOOK = join(ROOT, 'src/hooks/index.ts')
+const PARK_MS = 15_000
+const IDLE_HOOKS = 100
+
+/** A Stop hook as Claude Code starts it: the hook JSON on stdin, in the project, waiting in the background. */
+function startStopHook(brokerUrl: string, project: string, session: string) {
+  const input = {
+    session_id: session,
+    transcript_path: join(project, `${session}.jsonl`),
+    cwd: project,
+    permission_mode: 'default',
+    hook_event_name: 'Stop',
+    stop_hook_active: false,
+  }
+  const proc = track(
+    Bun.spawn([process.execPath, HOOK], {
+      cwd: project,
+      env: { PATH: process.env.PATH ?? '', HOME: project, CLAUDE_PROJECT_DIR: project, BROKER_URL: brokerUrl, DUO_CONFIG: join(project, 'none.json') },
+      stdin: new Blob([JSON.stringify(input)]),
+      stdout: 'ignore',
+      stderr: 'pipe',
+    }),
+  )
+  let exitedAt = 0
+  const done = proc.exited.then((code) => {
+    exitedAt = performance.now()
+    return code
+  })
+  return { proc, done, exitedAt: () => exitedAt }
+}
+
+/** Waits until `n` partners are reachable by their wake hook (or better) on the broker. */
+async function untilHooked(base: string, ids: Set<string>, n: number, deadline: number): Promise<boolean> {
+  while (performance.now() < deadline) {
+    const { body } = await get<{ partners: Array<{ id: string; reachability: string }> }>(`${base}/partners`)
+    if (body.partners.filter((p) => ids.has(p.id) && p.reachability === 'hook').length >= n) return true
+    await Bun.sleep(2)
+  }
+  return false
+}
+
+/** Proportional set size of a process (its private memory plus its share of what it shares), in bytes. */
+function pssOf(pid: number): number {
+  const kb = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))
+  return kb ? Number(kb[1]) * 1024 : Number.NaN
+}
+
+export const wake: Scenario = async (ctx) => {
+  const out = blank('wake-hook')
+  const broker = await ctx.broker('wake')
+  const projects = join(ctx.tmp, 'wake-projects')
+  const hooks: Array<ReturnType<typeof startStopHook>> = []
+  try {
+    // 1. Latency: one idle session's Stop hook parked; a message; the time until the hook has exited with it.
+    const sleeper = join(projects, 'sleeper')
+    mkdirSync(sleeper, { recursive: true })
+    await registerAll(broker.url, ['sender', 'sleeper'])
+    const rounds = ctx.quick ? 20 : 100
+    const latencies: number[] = []
+    for (let i = 0; i < rounds; i++) {
+      const hook = startStopHook(broker.url, sleeper, `session-${i}`)
+      if (!(await untilHooked(broker.url, new Set(['sleeper']), 1, performance.now() + PARK_MS))) throw new Error('the hook never parked')
+      const t0 = performance.now()
+      const reply = await post(`${broker.url}/talk`, { fromId: 'sender', to: 'sleeper', content: `wake up ${i}` })
+      if (reply.status !== 200) out.errors++
+      const code = await hook.done
+      const stderr = await new Response(hook.proc.stderr as ReadableStream).text()
+      if (code !== 2 || !stderr.includes(`wake up ${i}`)) out.lost++
+      else latencies.push(hook.exitedAt() - t0)
+    }
+    const s = stats(latencies)
+    out.figures.push(
+      { metric: 'message sent → hook exits p50', value: s.p50, unit: 'ms' },
+      { metric: 'message sent → hook exits p99', value: s.p99, unit: 'ms', target: { op: '<=', value: 50 } },
+      { metric: 'message sent → hook exits max', value: s.max, unit: 'ms' },
+    )
+
+    // 2. Idle cost: 100 sessions (one project each) with their Stop hook waiting; nothing arrives for a while.
+    const ids = Array.from({ length: IDLE_HOOKS }, (_, i) => `idle-session-${i}`)
+    await registerAll(broker.url, ids)
+    for (const id of ids) {
+      const project = join(projects, id)
+      mkdirSync(project, { recursive: true })
+      hooks.push(startStopHook(broker.url, project, 'idle'))
+    }
+    if (!(await untilHooked(broker.url, new Set(ids), IDLE_HOOKS, performance.now() + 60_000))) throw new Error('not every idle hook parked')
+    const windowS = ctx.quick ? 3 : 10
+    const pids = hooks.map((h) => h.proc.pid)
+    const hookCpu = () => pids.reduce((sum, pid) => sum + cpuOf(pid), 0)
+    const cpu0 = hookCpu()
+    const brokerCpu0 = broker.cpu()
+    await Bun.sleep(windowS * 1000)
+    const cpu = hookCpu() - cpu0
+    const brokerCpu = broker.cpu() - brokerCpu0
+    const rss = pids.reduce((sum, pid) => sum + rssOf(pid), 0)
+    const pss = pids.reduce((sum, pid) => sum + pssOf(pid), 0)
+    const alive = hooks.filter((h) => h.proc.exitCode === null).length
+    if (alive !== IDLE_HOOKS) out.errors += IDLE_HOOKS - alive
+    out.figures.push(
+      { metric: `${IDLE_HOOKS} waiting hooks: CPU, all together`, value: (cpu / windowS) * 100, unit: '% of a core' },
+      { metric: `${IDLE_HOOKS} waiting hooks: broker CPU`, value: (brokerCpu / windowS) * 100, unit: '% of a core' },
+      { metric: `${IDLE_HOOKS} waiting hooks: RSS, summed`, value: rss / 2 ** 20, unit: 'MiB' },
+      { metric: `${IDLE_HOOKS} waiting hooks: PSS, summed`, value: pss / 2 ** 20, unit: 'MiB' },
+      { metric: 'one waiting hook: PSS', value: pss / IDLE_HOOKS / 2 ** 20, unit: 'MiB' },
+      { metric: 'broker RSS with them parked', value: broker.rss() / 2 ** 20, unit: 'MiB' },
+    )
+    out.notes.push(
+      `${rounds} rounds: a Stop hook process (bun src/hooks/index.ts, the hook JSON on stdin) parks on /listen/:id/unseen; once /partners shows the partner as "hook", send; time until the hook exits with code 2 and the message on stderr`,
+      `then ${IDLE_HOOKS} projects, each with its Stop hook waiting, idle for ${windowS} s: CPU from /proc/<pid>/stat, RSS and PSS (smaps_rollup; RSS counts the shared bun binary in every process, PSS splits it)`,
+    )
+  } finally {
+    for (const h of hooks) h.proc.kill('SIGTERM')
+    await Promise.all(hooks.map((h) => h.done))
+    await broker.stop()
+  }
+  return out
+}
