@@ -91,6 +91,8 @@ export const wake: Scenario = async (ctx) => {
       hooks.push(startStopHook(broker.url, project, 'idle'))
     }
     if (!(await untilHooked(broker.url, new Set(ids), IDLE_HOOKS, performance.now() + 60_000))) throw new Error('not every idle hook parked')
+    // Measured once the last ones have settled (their start-up's JIT and first collections are not waiting).
+    await Bun.sleep(2000)
     const windowS = ctx.quick ? 3 : 10
     const pids = hooks.map((h) => h.proc.pid)
     const hookCpu = () => pids.reduce((sum, pid) => sum + cpuOf(pid), 0)
