@@ -1,6 +1,7 @@
 // Read model: how far each recipient got with each conversation (pushed, surfaced; read lives in messages.ts), and receipts.
 import type { Database } from 'bun:sqlite'
 import type { DeliveryState, Envelope } from '../events/schema.ts'
+import type { Message } from './messages.ts'
 
 export const MIGRATIONS = [
   `CREATE TABLE delivery_positions (
@@ -69,11 +70,8 @@ export function createDelivery(db: Database) {
     'SELECT seq, conversation_id, from_id, created_at FROM messages WHERE seq = ?',
   )
   // Messages not yet in front of this partner's session in any way: past its read, pushed and surfaced positions.
-  const unseen = db.query<
-    { id: number; seq: number; conversation_id: string; from_id: string; content: string; created_at: string },
-    [string, number, number]
-  >(
-    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.content, m.created_at
+  const unseen = db.query<Message, [string, number, number]>(
+    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
      FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
      LEFT JOIN delivery_positions d ON d.partner_id = p.partner_id AND d.conversation_id = p.conversation_id

@@ -147,6 +147,23 @@ describe('SessionStart and UserPromptSubmit', () => {
     expect(await stateOf(seqs[24]!, alice.running.partner.id)).toBe('queued')
   })
 
+  test('a person who wrote is named as a human, not an agent', async () => {
+    const alice = await partner('alice')
+    const project = alice.running.partner.config.projectDir
+    const admin = { authorization: `Bearer ${broker.adminToken}`, 'content-type': 'application/json' }
+    const human = unique('dana')
+    const registered = await fetch(`${broker.url}/register`, { method: 'POST', headers: admin, body: JSON.stringify({ partnerId: human, kind: 'human' }) })
+    expect(registered.status).toBe(200)
+    const sent = await fetch(`${broker.url}/talk`, {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ fromId: human, to: alice.running.partner.id, content: 'Please stop and wait for me.' }),
+    })
+    expect(sent.status).toBe(200)
+    const context: string = JSON.parse((await runHook(project, promptSubmit(project))).stdout).hookSpecificOutput.additionalContext
+    expect(context).toContain(`from ${human} (a human, not an agent)`)
+  })
+
   test('DUO_HOOKS_OFF turns one hook off', async () => {
     const alice = await partner('alice')
     const bob = await partner('bob')

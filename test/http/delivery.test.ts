@@ -1,13 +1,15 @@
 // Delivery state per recipient (queued → pushed → surfaced → read) as positions, receipts, and what talk answers.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { auditFile } from '../../src/cli/audit-core.ts'
+import { MANY_PARTNERS } from './helpers.ts'
 import { expectRefusal, type SecureBroker, startSecureBroker } from './secure-harness.ts'
 
 let broker: SecureBroker
 const tokens = new Map<string, string>()
 
 beforeAll(async () => {
-  broker = await startSecureBroker()
+  // A group of 100 needs 100 registrations from one address: more than the default rate allows a minute.
+  broker = await startSecureBroker(MANY_PARTNERS)
 })
 afterAll(async () => {
   await broker.close()
