@@ -177,6 +177,33 @@ describe('replying', () => {
   })
 })
 
+describe('history', () => {
+  test("shows, for the sender's own messages, where each recipient stands", async () => {
+    const alice = await start(tempProject(unique('sender')))
+    const bob = await start(tempProject(unique('reader')), { channels: false })
+    const carol = await start(tempProject(unique('away')), { channels: false })
+    const bobId = bob.running.partner.id
+    const carolId = carol.running.partner.id
+    const group = await call(alice.client, 'create_conversation', { name: 'Review', participants: `${bobId},${carolId}` })
+    const groupId = (group.structuredContent as { conversationId: string }).conversationId
+    const sent = await call(alice.client, 'talk', { conversation: groupId, message: 'please review' })
+    const seq = (sent.structuredContent as { seq: number }).seq
+    expect(textOf(await call(bob.client, 'listen', { timeout: 0.05 }))).toContain('please review')
+    await waitFor('bob read it', async () => {
+      const history = await call(alice.client, 'history', { conversation: groupId })
+      const yours = (history.structuredContent as { yours: Array<{ seq: number; recipients: Array<{ partnerId: string; state: string }> }> }).yours
+      return yours.find((m) => m.seq === seq)?.recipients.find((r) => r.partnerId === bobId)?.state === 'read'
+    })
+    const text = textOf(await call(alice.client, 'history', { conversation: groupId }))
+    expect(text).toContain(`#${seq}: `)
+    expect(text).toContain(`${bobId} read`)
+    expect(text).toContain(`${carolId} not yet in their session`)
+    // Someone else's messages carry no delivery for the reader.
+    const theirs = await call(bob.client, 'history', { conversation: groupId })
+    expect((theirs.structuredContent as { yours: unknown[] }).yours).toEqual([])
+  })
+})
+
 function stateCursor(project: string, id: string): number {
   const saved = JSON.parse(readFileSync(join(project, '.duo', `${id}.json`), 'utf8'))
   return saved.brokers[broker.url].position.cursor as number

@@ -23,6 +23,18 @@ function parseIds(list: string): string[] | string {
   return ids.length > 0 ? ids : 'no partner was named'
 }
 
+const STATE_TEXT = { queued: 'not yet in their session', pushed: 'pushed into their session', surfaced: 'shown to their model', read: 'read' } as const
+
+/** Where the recipients stand with your own messages (the latest few), in Duo's words: ids are `plain`. */
+function deliveryLines(yours: Array<{ seq: number; recipients: Array<{ partnerId: string; state: keyof typeof STATE_TEXT }> }>): string {
+  const latest = yours.slice(-10)
+  if (latest.length === 0) return ''
+  const lines = latest.map(
+    (m) => `- #${m.seq}: ${m.recipients.map((r) => `${plain(r.partnerId)} ${STATE_TEXT[r.state]}`).join(', ') || 'no recipients'}`,
+  )
+  return `\n\nWhere your messages stand${yours.length > latest.length ? ' (the latest 10)' : ''}:\n${lines.join('\n')}`
+}
+
 export function registerConversationTools(server: McpServer, ctx: ToolContext): void {
   const { partner } = ctx
   const { client } = partner
@@ -178,7 +190,18 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
         conversation: ConversationId.describe('Conversation id (or a partner id for your direct conversation with them)'),
         limit: z.number().int().min(1).max(1000).optional().describe('How many of the latest messages (default 50)'),
       }),
-      outputSchema: z.object({ conversationId: z.string(), messages: z.array(MessageOut) }),
+      outputSchema: z.object({
+        conversationId: z.string(),
+        messages: z.array(MessageOut),
+        yours: z
+          .array(
+            z.object({
+              seq: z.number(),
+              recipients: z.array(z.object({ partnerId: z.string(), state: z.enum(['queued', 'pushed', 'surfaced', 'read']) })),
+            }),
+          )
+          .describe('Your own messages shown here, and where each recipient stands with them'),
+      }),
     },
     async ({ conversation, limit }) => {
       const id = await resolveConversation(ctx, 'history', conversation)
@@ -186,11 +209,15 @@ export function registerConversationTools(server: McpServer, ctx: ToolContext): 
       const read = await brokerCall(ctx, 'history', () => client.history(id, limit))
       if (read instanceof ToolFailure) return read.result
       const messages: MessageView[] = read.messages
+      const yours = read.messages.flatMap((m) =>
+        m.from_id === partner.id && m.recipients ? [{ seq: m.seq, recipients: m.recipients }] : [],
+      )
       const text =
         messages.length === 0
           ? `${plain(id)} has no messages yet.`
-          : `The last ${plural(messages.length, 'message')} of ${plain(id)}, oldest first:\n\n${renderMessages(messages)}`
-      return textResult(text, { conversationId: id, messages: messages.map(messageOut) }, notice())
+          : `The last ${plural(messages.length, 'message')} of ${plain(id)}, oldest first:\n\n${renderMessages(messages)}` +
+            deliveryLines(yours)
+      return textResult(text, { conversationId: id, messages: messages.map(messageOut), yours }, notice())
     },
   )
 
