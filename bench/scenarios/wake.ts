@@ -1,9 +1,9 @@
 // The Stop hook's wake-up: message sent → hook exits (code 2), and what 100 waiting hooks cost while idle.
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { blank, type Scenario } from '../context.ts'
 import { get, post, registerAll, stats } from '../client.ts'
-import { cpuOf, ROOT, rssOf, track } from '../procs.ts'
+import { ROOT, rssOf, track } from '../procs.ts'
 
 const HOOK = join(ROOT, 'src/hooks/index.ts')
 const PARK_MS = 15_000
@@ -44,6 +44,22 @@ async function untilHooked(base: string, ids: Set<string>, n: number, deadline: 
     await Bun.sleep(2)
   }
   return false
+}
+
+/**
+ * CPU time a process ran, in ms, from the scheduler's own count per thread (/proc/<pid>/task/<tid>/schedstat):
+ * exact, where /proc/<pid>/stat counts 10 ms ticks and charges a whole tick to whoever runs at its edge.
+ */
+function cpuMsOf(pid: number): number {
+  let ns = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return ns / 1e6
 }
 
 /** Proportional set size of a process (its private memory plus its share of what it shares), in bytes. */
@@ -95,7 +111,7 @@ export const wake: Scenario = async (ctx) => {
     await Bun.sleep(2000)
     const windowS = ctx.quick ? 3 : 10
     const pids = hooks.map((h) => h.proc.pid)
-    const hookCpu = () => pids.reduce((sum, pid) => sum + cpuOf(pid), 0)
+    const hookCpu = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0)
     const cpu0 = hookCpu()
     const brokerCpu0 = broker.cpu()
     await Bun.sleep(windowS * 1000)
@@ -106,7 +122,8 @@ export const wake: Scenario = async (ctx) => {
     const alive = hooks.filter((h) => h.proc.exitCode === null).length
     if (alive !== IDLE_HOOKS) out.errors += IDLE_HOOKS - alive
     out.figures.push(
-      { metric: `${IDLE_HOOKS} waiting hooks: CPU, all together`, value: (cpu / windowS) * 100, unit: '% of a core' },
+      { metric: `${IDLE_HOOKS} waiting hooks: CPU, all together`, value: cpu / windowS / 10, unit: '% of a core' },
+      { metric: 'one waiting hook: CPU', value: (cpu / windowS / IDLE_HOOKS) * 1000, unit: 'µs per s' },
       { metric: `${IDLE_HOOKS} waiting hooks: broker CPU`, value: (brokerCpu / windowS) * 100, unit: '% of a core' },
       { metric: `${IDLE_HOOKS} waiting hooks: RSS, summed`, value: rss / 2 ** 20, unit: 'MiB' },
       { metric: `${IDLE_HOOKS} waiting hooks: PSS, summed`, value: pss / 2 ** 20, unit: 'MiB' },
@@ -115,7 +132,7 @@ export const wake: Scenario = async (ctx) => {
     )
     out.notes.push(
       `${rounds} rounds: a Stop hook process (bun src/hooks/index.ts, the hook JSON on stdin) parks on /listen/:id/unseen; once /partners shows the partner as "hook", send; time until the hook exits with code 2 and the message on stderr`,
-      `then ${IDLE_HOOKS} projects, each with its Stop hook waiting, idle for ${windowS} s: CPU from /proc/<pid>/stat, RSS and PSS (smaps_rollup; RSS counts the shared bun binary in every process, PSS splits it)`,
+      `then ${IDLE_HOOKS} projects, each with its Stop hook waiting, idle for ${windowS} s: the hooks' CPU from the scheduler's per-thread schedstat (the broker's from /proc/<pid>/stat ticks), RSS and PSS (smaps_rollup; RSS counts the shared bun binary in every process, PSS splits it)`,
     )
   } finally {
     for (const h of hooks) h.proc.kill('SIGTERM')
