@@ -122,7 +122,7 @@ export const wake: Scenario = async (ctx) => {
     const alive = hooks.filter((h) => h.proc.exitCode === null).length
     if (alive !== IDLE_HOOKS) out.errors += IDLE_HOOKS - alive
     out.figures.push(
-      { metric: `${IDLE_HOOKS} waiting hooks: CPU, all together`, value: cpu / windowS / 10, unit: '% of a core' },
+      { metric: `${IDLE_HOOKS} waiting hooks: CPU, all together`, value: cpu / windowS, unit: 'ms per s' },
       { metric: 'one waiting hook: CPU', value: (cpu / windowS / IDLE_HOOKS) * 1000, unit: 'µs per s' },
       { metric: `${IDLE_HOOKS} waiting hooks: broker CPU`, value: (brokerCpu / windowS) * 100, unit: '% of a core' },
       { metric: `${IDLE_HOOKS} waiting hooks: RSS, summed`, value: rss / 2 ** 20, unit: 'MiB' },
