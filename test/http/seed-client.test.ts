@@ -75,6 +75,9 @@ describe('the original mcp-claude-duo partner against an open broker', () => {
         created_at: expect.any(String),
         last_seen: expect.any(String),
         isListening: false,
+        // Duo's additions, which the original partner ignores: registered a moment ago over HTTP, no session.
+        reachability: 'connected',
+        sessions: 0,
       })
     }
   })
