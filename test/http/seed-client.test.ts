@@ -206,7 +206,8 @@ describe('the original mcp-claude-duo partner against an open broker', () => {
   })
 
   test('unregister (also what its Stop hook sends) answers success and sets the partner offline', async () => {
-    expect(await c.unregister()).toEqual({ success: true })
+    // `offline` and `sessions` are Duo's additions: no other session of the partner is live, so it went offline.
+    expect(await c.unregister()).toEqual({ success: true, offline: true, sessions: 0 })
     const { partners } = await a.listPartners()
     expect(partners.find((p: { id: string }) => p.id === 'project_c').status).toBe('offline')
     // Registering again brings it back online, with its conversations.
