@@ -205,6 +205,7 @@ describe('history', () => {
 })
 
 function stateCursor(project: string, id: string): number {
+  // Kept per broker id (the log's identity), which the file also records for the broker's URL.
   const saved = JSON.parse(readFileSync(join(project, '.duo', `${id}.json`), 'utf8'))
-  return saved.brokers[broker.url].position.cursor as number
+  return saved.logs[saved.urls[broker.url]].position.cursor as number
 }
