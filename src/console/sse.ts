@@ -1,6 +1,7 @@
 // A Server-Sent Events reader over fetch: every frame whatever its event name (EventSource only hands over names it was told), resumable by seq.
+import { type SseFrame, sseFrames } from '../wire/sse-frames.ts'
 
-export type Frame = { id: string | null; event: string | null; data: string }
+export type Frame = SseFrame
 
 /**
  * Reads `url` as `text/event-stream` and calls `onFrame` for each frame with data, in order. Reconnects after
@@ -31,32 +32,9 @@ export async function followStream(
         throw new Error(detail)
       }
       onState('live')
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
-      let buffer = ''
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        buffer += value
-        let end: number
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end)
-          buffer = buffer.slice(end + 2)
-          const frame: Frame = { id: null, event: null, data: '' }
-          const data: string[] = []
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue
-            const colon = line.indexOf(':')
-            const field = colon < 0 ? line : line.slice(0, colon)
-            const text = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
-            if (field === 'id') frame.id = text
-            else if (field === 'event') frame.event = text
-            else if (field === 'data') data.push(text)
-          }
-          if (data.length === 0) continue
-          frame.data = data.join('\n')
-          if (frame.id !== null) lastId = frame.id
-          onFrame(frame)
-        }
+      for await (const frame of sseFrames(response.body)) {
+        if (frame.id !== null) lastId = frame.id
+        onFrame(frame)
       }
     } catch (error) {
       if (signal.aborted) return

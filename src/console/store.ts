@@ -45,22 +45,7 @@ const blank = (): Omit<State, 'session' | 'humanId' | 'notice'> => ({
 })
 
 export function createStore() {
-  let state: State = {
-    session: null,
-    stream: { state: 'idle' },
-    partners: [],
-    conversations: new Map(),
-    selected: null,
-    messages: new Map(),
-    events: [],
-    oldestEventSeq: 0,
-    lastSeq: 0,
-    health: null,
-    receipts: new Map(),
-    receiptsAvailable: null,
-    humanId: localStorage.getItem('duo.humanId') || 'human',
-    notice: null,
-  }
+  let state: State = { ...blank(), session: null, humanId: localStorage.getItem('duo.humanId') || 'human', notice: null }
   const listeners = new Set<Listener>()
   let scheduled = false
   let live: AbortController | null = null

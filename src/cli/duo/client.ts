@@ -1,4 +1,5 @@
 // `bun run duo`'s calls to the broker: bearer tokens from the identity, refusals as the broker words them.
+import { sseFrames } from '../../wire/sse-frames.ts'
 import { UsageError } from '../args.ts'
 
 /** A refusal by the broker (4xx/5xx): its sentence, status and reason. */
@@ -60,21 +61,5 @@ export type BrokerCaller = ReturnType<typeof createBrokerCaller>
 
 /** Each `data:` frame of an SSE body, parsed as JSON, in order; ends when the stream does. */
 export async function* sseEvents<T>(response: Response): AsyncGenerator<T> {
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
-  let buffer = ''
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) return
-    buffer += value
-    let end: number
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end)
-      buffer = buffer.slice(end + 2)
-      const data = block
-        .split('\n')
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(5).replace(/^ /, ''))
-      if (data.length > 0) yield JSON.parse(data.join('\n')) as T
-    }
-  }
+  for await (const frame of sseFrames(response.body!)) yield JSON.parse(frame.data) as T
 }

@@ -211,7 +211,7 @@ ${COMMON}`,
             if (e.type === 'MessageSent') {
               const m = { seq: e.seq, conversationId: e.data.conversationId, from: e.data.fromId, fromKind: e.data.fromKind, content: e.data.content, at: e.at }
               c.out(c.json ? JSON.stringify(m) : messageLines(m, c.paint))
-            } else if (!c.json && (e.type.startsWith('Conversation') || e.type === 'ParticipantLeft' || e.type.startsWith('Member')))
+            } else if (!c.json && (e.type.startsWith('Conversation') || e.type.startsWith('Participant')))
               c.out(c.paint.dim(eventLine(e, c.paint)))
           }
         } catch (error) {
