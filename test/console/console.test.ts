@@ -1,5 +1,6 @@
 // The web console in real headless Chromium against a real token-mode broker: sign-in, live views, acting as a human, and what a page may not do.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { fastOnly, slowDescribe } from '../slow.ts'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { NO_RATE_LIMITS } from '../../src/http/rate-limits.ts'
 import { type SecureBroker, startSecureBroker } from '../http/secure-harness.ts'
@@ -15,6 +16,7 @@ const tokens: Record<string, string> = {}
 const requested: string[] = []
 
 beforeAll(async () => {
+  if (fastOnly) return // every test here drives a real browser: the fast suite skips them all
   // The loop guard at 3 agent messages, so a pause is quick to reach; no rate limits (one test sends thousands).
   ;[broker, browser] = await Promise.all([startSecureBroker({ maxHops: 3, rateLimits: NO_RATE_LIMITS }), launchChromium()])
   browser.on('disconnected', () => closing || console.error('console test: the browser went away'))
@@ -52,7 +54,7 @@ const openConversation = async (page: Page, id: string) => {
   await page.waitForSelector('section.conversation .vlist')
 }
 
-describe('before sign-in', () => {
+slowDescribe('before sign-in', () => {
   test('the page shows only the sign-in form, and its data requests are refused', async () => {
     const { context, page } = await newPage()
     try {
@@ -88,7 +90,7 @@ describe('before sign-in', () => {
   }, BROWSER_TEST_MS)
 })
 
-describe('signed in', () => {
+slowDescribe('signed in', () => {
   let page: Page
   let context: BrowserContext
   let errors: string[]
@@ -298,7 +300,7 @@ describe('signed in', () => {
   })
 })
 
-describe('the session cookie', () => {
+slowDescribe('the session cookie', () => {
   test('a cross-site request carrying it is refused and changes nothing', async () => {
     const { context, page } = await signedIn()
     try {
@@ -370,7 +372,7 @@ describe('the session cookie', () => {
   }, BROWSER_TEST_MS)
 })
 
-describe('a session that ends elsewhere', () => {
+slowDescribe('a session that ends elsewhere', () => {
   test('takes an open console back to the sign-in form, its live stream included', async () => {
     const { context, page } = await signedIn()
     try {
@@ -387,7 +389,7 @@ describe('a session that ends elsewhere', () => {
   }, BROWSER_TEST_MS)
 })
 
-describe('/docs', () => {
+slowDescribe('/docs', () => {
   test('renders offline from the broker’s own files and shows which endpoints take which token', async () => {
     const { context, page, errors } = await newPage()
     const mine: string[] = []

@@ -196,8 +196,10 @@ describe('listen', () => {
   test('a second listen while one waits is refused, so no message is handed over twice', async () => {
     const a = await partner(unique('single'))
     const b = await partner(unique('double'))
+    const parkedBefore = broker.parked()
     const first = call(a.client, 'listen', {})
-    await Bun.sleep(100)
+    // The first listen is waiting once its long-poll is parked in the broker.
+    await waitFor('the first listen to park', () => broker.parked() > parkedBefore)
     const second = await call(a.client, 'listen', {})
     expect(second.isError).toBe(true)
     expect(textOf(second)).toContain('already waiting')

@@ -1,5 +1,6 @@
 // Three brokers on different ports sharing one PostgreSQL log: talk through all of them, wake-ups, presence, tokens.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { slowDescribe } from '../slow.ts'
 import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
 import { runTool } from '../cli/run.ts'
 import { eventually, LOAD, readSse, startTestBroker, type TestBroker } from '../http/helpers.ts'
@@ -174,7 +175,7 @@ describe('a dropped LISTEN connection', () => {
   })
 })
 
-describe('two brokers with a short presence timeout', () => {
+slowDescribe('two brokers with a short presence timeout', () => {
   let pair: TestBroker[] = []
   let pairDb: TestDatabase
   beforeAll(async () => {

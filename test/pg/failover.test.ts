@@ -1,6 +1,7 @@
 // SIGKILL of one of three brokers on one PostgreSQL log, under load: nothing acknowledged is lost, and clients
 // holding all three URLs (the partner's broker client) go on through the others, listeners with their cursors.
 import { afterAll, expect, test } from 'bun:test'
+import { slowTest } from '../slow.ts'
 import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
 import { createBrokerClient } from '../../src/partner/broker-client.ts'
 import { runTool } from '../cli/run.ts'
@@ -36,7 +37,7 @@ async function spawnBroker(db: string): Promise<{ proc: Bun.Subprocess; url: str
   throw new Error(`the broker did not start: ${out}${await new Response(proc.stderr as ReadableStream).text()}`)
 }
 
-test('SIGKILL of one broker under load: every acknowledged message is stored once, and clients continue through the others', async () => {
+slowTest('SIGKILL of one broker under load: every acknowledged message is stored once, and clients continue through the others', async () => {
   database = await freshDatabase('duo_failover')
   const brokers = await Promise.all([0, 1, 2].map(() => spawnBroker(database!.url)))
   const urls = brokers.map((b) => b.url)
