@@ -594,7 +594,11 @@ describe('a broker that lost its database', () => {
       expect(a.running.partner.position.cursor).toBe(0)
       // What was held for the first log is kept, apart: its token is not overwritten.
       const file = join(a.running.partner.config.projectDir, '.duo', `${aId}.json`)
-      const saved = JSON.parse(readFileSync(file, 'utf8'))
+      // The new token is in memory as soon as the broker answers; the file follows it: wait for that write.
+      const saved = await waitFor('the state file to hold the new log', () => {
+        const state = JSON.parse(readFileSync(file, 'utf8'))
+        return state.logs?.[replacement!.brokerId] ? state : undefined
+      })
       expect(saved.logs[first.brokerId]).toEqual({ token: oldToken, position: expect.objectContaining({ cursor: oldCursor }) })
       expect(saved.logs[replacement.brokerId].token).toBe(a.running.partner.token)
       expect(saved.urls[first.url]).toBe(replacement.brokerId)
