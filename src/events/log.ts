@@ -2,6 +2,7 @@
 import type { Database, Statement } from 'bun:sqlite'
 import { migrate } from './migrate.ts'
 import { fitByBytes, type SeqPage } from './pages.ts'
+import { asStorageError } from './storage.ts'
 import { DuoEvent, type Envelope } from './schema.ts'
 
 export const GENESIS_HASH = '0'.repeat(64)
@@ -37,6 +38,12 @@ export type EventLogOptions = {
   projectors?: Projector[]
   /** Events examined per read filtered by conversation or partner (default `SCAN_WINDOW`; tests lower it). */
   scanWindow?: number
+  /**
+   * Runs before and after each batch's commit and throws a StorageError when the storage is not fit to
+   * write (the file deleted or replaced, see store.ts): before, nothing is written; after, the batch's
+   * callers are refused, so nothing counts as acknowledged that is not in the file at the path.
+   */
+  guard?: () => void
 }
 
 export type EventLog = ReturnType<typeof openEventLog>
@@ -105,6 +112,7 @@ export function rowToEnvelope(row: EventRow): Envelope {
 export function openEventLog(db: Database, options: EventLogOptions = {}) {
   const now = options.now ?? (() => new Date())
   const projectors = options.projectors ?? []
+  const guard = options.guard ?? (() => {})
   const scanWindow = options.scanWindow ?? SCAN_WINDOW
   const insert = db.query(
     'INSERT INTO events (seq, type, at, data, hash, conversation_id, partner_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -179,7 +187,8 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
         headSeq = savedSeq
         headHash = savedHash
         pendingEnvelopes.length = savedCount
-        outcomes.push({ ok: false, error })
+        // A job can hit the storage too (disk full while inserting): that is a StorageError, not the job's bug.
+        outcomes.push({ ok: false, error: asStorageError(error) ?? error })
       }
     }
     return outcomes
@@ -193,13 +202,18 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     inTransaction = true
     let outcomes: ReturnType<typeof runBatch>
     try {
+      guard()
       outcomes = runBatch.immediate(jobs)
+      guard()
     } catch (error) {
-      // The commit itself failed (disk full, I/O error): nothing of the batch is durable.
+      // The storage failed (disk full, read-only, I/O error, the file gone): the batch's callers are refused, as
+      // a StorageError (503) when the storage is at fault. A batch cut by the second guard did reach the open
+      // file: the next batch continues from the stored head (see runBatch).
       headSeq = lastSeq
       headHash = lastHash
       pendingEnvelopes = []
-      for (const job of jobs) job.reject(error)
+      const failure = asStorageError(error) ?? error
+      for (const job of jobs) job.reject(failure)
       return
     } finally {
       inTransaction = false

@@ -98,6 +98,9 @@ export function buildApp(deps: BrokerDeps) {
     )
     .onRequest(({ request }) => {
       if (deps.shutdown.aborted) return Response.json({ error: 'the broker is shutting down' }, { status: 503 })
+      // A database file made immutable or read-only is refused before SQLite touches it (reads too: see unwritable).
+      const unwritable = deps.store.unwritable()
+      if (unwritable) return storageUnavailable(new StorageError(unwritable))
       // Declared sizes are refused here unread; a chunked body is cut at the limit by the parser below. The
       // unread body would leave the connection unusable and hold a graceful stop open: close it.
       if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)

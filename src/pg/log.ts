@@ -9,8 +9,10 @@ const PULL_ROWS = 2000
 /** A batch that keeps losing the race for the head (many brokers writing at once) fails after this many tries. */
 const MAX_ATTEMPTS = 200
 
-/** The shared database could not take the write (unreachable, refused): nothing of the batch is stored. */
-export class StorageError extends Error {}
+import { StorageError } from '../events/storage.ts'
+
+/** The shared database could not take the write (unreachable, refused): nothing of the batch is stored (one class for both stores). */
+export { StorageError }
 
 type Job = { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown }

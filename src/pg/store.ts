@@ -82,6 +82,8 @@ export async function openPgStore(options: PgStoreOptions) {
     commands,
     rules,
     sql,
+    /** Nothing of the shared log is a local file to check (see openStore's for SQLite). */
+    unwritable: (): string | null => null,
     async close(): Promise<void> {
       closing = true
       await log.drain()
