@@ -1,7 +1,7 @@
 // Conversation control through the real broker: the loop guard, rate limits, membership, retirement, stale partners.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { NO_RATE_LIMITS } from '../../src/http/rate-limits.ts'
-import { startTestBroker, type TestBroker } from './helpers.ts'
+import { eventually, startTestBroker, type TestBroker } from './helpers.ts'
 
 const brokers: TestBroker[] = []
 afterAll(async () => {
@@ -269,6 +269,17 @@ describe('retiring a partner (token mode)', () => {
 
     const history = (await b.get('/conversations/direct_alice_bob/messages', bearer(tokens.alice!))).body.messages
     expect(history.map((m: { from_id: string; content: string }) => [m.from_id, m.content])).toEqual([['bob', 'my last words']])
+  })
+
+  test('a parked long-poll of the partner retired meanwhile ends at once with 410', async () => {
+    const wait = b.get('/listen/carol?after=0&wait=60', bearer(tokens.carol!))
+    expect(await eventually(async () => (await b.get('/health')).body.listening >= 1, 5000)).toBe(true)
+    const started = performance.now()
+    expect((await b.call('DELETE', '/partners/carol', undefined, bearer(b.adminToken))).status).toBe(200)
+    const answer = await wait
+    expect(answer.status).toBe(410)
+    expect(answer.body).toMatchObject({ reason: 'partner_retired', partnerId: 'carol' })
+    expect(performance.now() - started).toBeLessThan(30_000)
   })
 
   test('its id cannot be registered again, with or without its token, and a second retirement is refused', async () => {
