@@ -31,7 +31,9 @@ try {
   const group = await call('/conversations', { creatorId: 'pat', name: 'release 2.4', participants: ['api', 'web', 'docs'] }, broker.adminToken)
   await say('docs', { conversationId: group.conversation.id }, 'Docs for the new sign-in flow are drafted; waiting on the final error codes.')
   await say('pat', { conversationId: 'direct_api_web' }, 'Ship the login change without refresh tokens today; refresh goes into 2.5.')
-  await say('web', { to: 'api' }, 'Understood, shipping without refresh tokens.')
+  const last = await say('web', { to: 'api' }, 'Understood, shipping without refresh tokens.')
+  // The api agent has read everything up to the person's message; the last one is still on its way.
+  await fetch(`${broker.url}/listen/api?after=${last.seq - 1}&wait=0`, { headers: { authorization: `Bearer ${tokens.api}` } })
 
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } })
   await page.goto(`${broker.url}/`)
