@@ -4,7 +4,7 @@ import { slowDescribe } from '../slow.ts'
 import { readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { eventually, LOAD_ENV, sleep, tempDir } from './helpers.ts'
+import { eventually, LOAD_ENV, tempDir } from './helpers.ts'
 
 const ROOT = join(import.meta.dir, '..', '..')
 const dirs: string[] = []
@@ -144,7 +144,8 @@ slowDescribe('a slow SSE consumer', () => {
           socket.write(`GET ${path}?after=${from} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
           sockets.push(socket)
         }
-        await sleep(100)
+        // Both streams are open once each has sent its first bytes (the `: connected` comment).
+        expect(await eventually(() => received.every((n) => n > 0), 5000, 5)).toBe(true)
         for (const socket of sockets) socket.pause()
 
         const baseline = vmRssMb(proc.pid)
