@@ -42,7 +42,7 @@ export function whoSeesIt(recipients: Array<{ partnerId: string; reachability: R
   const order: Reach[] = ['push', 'hook', 'listening', 'connected', 'offline']
   return order
     .flatMap((reach) => {
-      const ids = recipients.filter((r) => r.reachability === reach).map((r) => r.partnerId)
+      const ids = recipients.filter((r) => r.reachability === reach).map((r) => plain(r.partnerId))
       return ids.length === 0 ? [] : [`${ids.join(', ')} ${WHEN[reach]}.`]
     })
     .join(' ')
