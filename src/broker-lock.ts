@@ -32,6 +32,8 @@ export function lockLogFile(dbPath: string): () => void {
   const lock = new Database(file, { strict: true })
   try {
     lock.run('PRAGMA busy_timeout = 0')
+    // The lock file holds nothing: no journal beside it.
+    lock.run('PRAGMA journal_mode = OFF')
     lock.run('PRAGMA locking_mode = EXCLUSIVE')
     // In exclusive locking mode the lock this write transaction takes is kept after its commit.
     lock.run('BEGIN EXCLUSIVE')

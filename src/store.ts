@@ -45,6 +45,8 @@ export type StoreOptions = {
   now?: () => Date
   rules?: Partial<Rules>
   listening?: (partnerId: string) => boolean
+  /** Called after the store reopened on a restored file (see openStore), e.g. to take the file's lock again. */
+  onReopen?: () => void
 }
 
 /** One opening of the log file: the database, log, views and commands over it. */
@@ -153,6 +155,11 @@ export function openStore(options: StoreOptions) {
     current = openGuarded()
     for (const listener of listeners) current.log.onCommit(listener)
     console.error(`duo broker: ${path} was deleted while the broker ran; restored from the open connection (${events} events) and reopened`)
+    try {
+      options.onReopen?.()
+    } catch (error) {
+      console.error(`duo broker: after reopening ${path}: ${(error as Error).message}`)
+    }
     return true
   }
 

@@ -1,4 +1,6 @@
 // Starts and stops a broker: store, hub, app and server wired together; used by `bun run broker` and tests.
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { isPostgresUrl } from '../pg/schema.ts'
 import { shareListeners, type SharedListeners } from '../pg/presence.ts'
 import { sharedSessions } from '../pg/sessions.ts'
@@ -66,7 +68,13 @@ export async function startBroker(config: BrokerConfig, now: () => Date = () => 
         activeWithinMs: config.presenceTimeoutMs,
       })
     } else {
-      store = openStore({ path: config.dbPath, sync: config.sync, ...storeOptions })
+      // A restored file may come with its folder recreated and the lock file gone (rm -rf of the folder): lock again.
+      const relock = () => {
+        if (existsSync(`${resolve(config.dbPath)}.lock`)) return
+        unlock?.()
+        unlock = lockLogFile(config.dbPath)
+      }
+      store = openStore({ path: config.dbPath, sync: config.sync, ...storeOptions, onReopen: relock })
       admin = loadAdminToken(config.dbPath, config.adminToken)
     }
   } catch (error) {

@@ -3,12 +3,17 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { Database } from 'bun:sqlite'
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { LogInUseError } from '../../src/broker-lock.ts'
 import { auditFile } from '../../src/cli/audit-core.ts'
+import { configFromEnv } from '../../src/http/config.ts'
+import { startBroker } from '../../src/http/server.ts'
 import { eventually, LOAD, type TestBroker, startTestBroker, tempDir } from './helpers.ts'
 
 const ROOT = join(import.meta.dir, '..', '..')
 const dirs: string[] = []
+const cleanups: Array<() => void> = []
 afterAll(() => {
+  for (const cleanup of cleanups) cleanup()
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
 
@@ -104,6 +109,27 @@ describe('a database file deleted under the running broker', () => {
   })
 })
 
+describe('the whole data folder removed under the running broker (rm -rf)', () => {
+  test('is recreated (0700) with the restored file, and the file is locked again against a second broker', async () => {
+    const folder = join(tempDir('duo-rmrf-'), 'data')
+    dirs.push(folder)
+    const db = join(folder, 'duo.db')
+    const broker = await brokerWithPartners(db)
+    try {
+      expect((await talk(broker, 'kept')).status).toBe(200)
+      rmSync(folder, { recursive: true, force: true })
+      expect(await eventually(() => existsSync(db) && existsSync(`${db}.lock`), 10_000)).toBe(true)
+      expect(statSync(folder).mode & 0o777).toBe(0o700)
+      expect(await eventually(async () => (await talk(broker, 'after')).status === 200, 10_000)).toBe(true)
+      const config = { ...configFromEnv({}), host: '127.0.0.1', port: 0, dbPath: db, auth: 'open' as const }
+      await expect(startBroker(config)).rejects.toBeInstanceOf(LogInUseError)
+    } finally {
+      await broker.stop()
+    }
+    expect(storedContents(db)).toEqual(['kept', 'after'])
+  })
+})
+
 describe('a database file replaced under the running broker', () => {
   test('refuses writes with 503 until the original is back, then goes on; nothing acknowledged is lost', async () => {
     const broker = await brokerWithPartners()
@@ -160,10 +186,11 @@ describe('an immutable database file (chattr +i)', () => {
 
 describe('a small filesystem that fills up (tmpfs)', () => {
   const mountPoint = tempDir('duo-tmpfs-')
-  dirs.push(mountPoint)
   const mounted = Bun.spawnSync(['mount', '-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mountPoint]).exitCode === 0
-  afterAll(() => {
+  // At the file's end, even when a filter skips this block (its own afterAll would not run then).
+  cleanups.push(() => {
     if (mounted) Bun.spawnSync(['umount', '-l', mountPoint])
+    rmSync(mountPoint, { recursive: true, force: true })
   })
   if (!mounted) console.error(`skipped: cannot mount a tmpfs at ${mountPoint} (needs root); the full-disk test did not run`)
 
