@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { fastOnly, slowDescribe } from '../slow.ts'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { NO_RATE_LIMITS } from '../../src/http/rate-limits.ts'
+import { startTestBroker } from '../http/helpers.ts'
 import { type SecureBroker, startSecureBroker } from '../http/secure-harness.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 
@@ -385,6 +386,25 @@ slowDescribe('a session that ends elsewhere', () => {
       expect(await page.textContent('body')).not.toContain('after the sign-out')
     } finally {
       await context.close()
+    }
+  }, BROWSER_TEST_MS)
+})
+
+slowDescribe('open mode', () => {
+  test('shows the console without a sign-in, as the API answers without a token there', async () => {
+    const open = await startTestBroker({ rateLimits: NO_RATE_LIMITS })
+    const context = await browser.newContext()
+    try {
+      await open.register('alice', 'bob')
+      await open.talk('alice', { to: 'bob' }, 'open talk')
+      const page = await context.newPage()
+      await page.goto(`${open.url}/#c=direct_alice_bob`)
+      await page.waitForSelector('.message:has-text("open talk")')
+      expect(await page.$('input[name=token]')).toBeNull()
+      expect(await page.textContent('header')).toContain('open mode')
+    } finally {
+      await context.close()
+      await open.close()
     }
   }, BROWSER_TEST_MS)
 })
