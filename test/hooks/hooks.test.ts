@@ -280,7 +280,7 @@ describe('Stop (asyncRewake)', () => {
     expect(await runHook(project, stop(project, 'sess-t'), { DUO_WAKE_WAIT_S: '1' })).toMatchObject({ code: 0, stdout: '', stderr: '' })
   })
 
-  test('stop_hook_active: after DUO_WAKE_CHAIN_MAX wake-ups in a row it does not wait; an ordinary stop starts the count again', async () => {
+  slowTest('stop_hook_active: after DUO_WAKE_CHAIN_MAX wake-ups in a row it does not wait; an ordinary stop starts the count again', async () => {
     const alice = await partner('alice')
     const bob = await partner('bob')
     const project = alice.running.partner.config.projectDir
@@ -310,7 +310,7 @@ describe('Stop (asyncRewake)', () => {
 })
 
 describe('a hook never harms the session', () => {
-  test('broker down: every hook exits 0 within 2 s and prints nothing', async () => {
+  slowTest('broker down: every hook exits 0 within 2 s and prints nothing', async () => {
     const project = tempProject(unique('lonely'))
     const down = 'http://127.0.0.1:9'
     for (const input of [sessionStart(project), promptSubmit(project), stop(project)]) {

@@ -1,6 +1,7 @@
 // Web pages against a real token-mode broker, in real headless Chromium: a page of another origin and a DNS-rebinding
 // page get nothing done, while a page of the broker's own origin works.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { fastOnly, slowDescribe } from '../slow.ts'
 import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from '../../scripts/chromium.ts'
 import { type SecureBroker, startSecureBroker } from './secure-harness.ts'
@@ -14,6 +15,7 @@ let attacker: ReturnType<typeof Bun.serve>
 let alice: string
 
 beforeAll(async () => {
+  if (fastOnly) return // every test here drives a real browser: the fast suite skips them all
   ;[broker, browser] = await Promise.all([startSecureBroker(), launchChromium([`--host-resolver-rules=MAP ${REBOUND} 127.0.0.1`])])
   alice = await broker.register('alice')
   await broker.register('bob')
@@ -36,7 +38,7 @@ async function page(url: string): Promise<{ page: Page; status: number | undefin
 /** Ids registered so far, read by the operator. */
 const partnerIds = async () => ((await broker.call('GET', '/partners', { token: broker.adminToken })).body.partners as { id: string }[]).map((p) => p.id)
 
-describe('a page of another origin', () => {
+slowDescribe('a page of another origin', () => {
   test('cannot register, talk or read: its requests fail in the page and the log does not change', async () => {
     const before = await broker.lastSeq()
     const { page: evil, close } = await page(`http://127.0.0.1:${attacker.port}/`)
@@ -81,7 +83,7 @@ describe('a page of another origin', () => {
   })
 })
 
-describe('a DNS-rebinding page (its own name now resolves to the broker)', () => {
+slowDescribe('a DNS-rebinding page (its own name now resolves to the broker)', () => {
   test('is refused by Host: same-origin requests from it register nothing, read nothing and send nothing', async () => {
     const before = await broker.lastSeq()
     const { page: rebound, status, close } = await page(`http://${REBOUND}:${broker.port}/`)
@@ -109,7 +111,7 @@ describe('a DNS-rebinding page (its own name now resolves to the broker)', () =>
   })
 })
 
-describe("a page of the broker's own origin", () => {
+slowDescribe("a page of the broker's own origin", () => {
   test('works: same-origin requests pass (the console is such a page)', async () => {
     const { page: own, status, close } = await page(`${broker.url}/health`)
     try {

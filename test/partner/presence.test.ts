@@ -1,5 +1,6 @@
 // Honest presence through real partners: reachability and sessions, a second process of the same id, and replies.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { slowTest } from '../slow.ts'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -94,7 +95,7 @@ describe('reachability', () => {
 })
 
 describe('a second process with the same id', () => {
-  test('counts as a second session; when it ends the partner stays online, keeps its name and its read position', async () => {
+  slowTest('counts as a second session; when it ends the partner stays online, keeps its name and its read position', async () => {
     const project = tempProject(unique('shared'))
     const first = await start(project, { name: 'Main session' })
     const bob = await start(tempProject(unique('bob')))
@@ -151,7 +152,7 @@ describe('a second process with the same id', () => {
 })
 
 describe('replying', () => {
-  test('after the model answers a pushed message, listen does not offer it again and the unread notice is gone', async () => {
+  slowTest('after the model answers a pushed message, listen does not offer it again and the unread notice is gone', async () => {
     const alice = await start(tempProject(unique('alice')))
     const bob = await start(tempProject(unique('bob')))
     const pushes: ChannelNotification[] = []

@@ -1,6 +1,6 @@
 // Three brokers on different ports sharing one PostgreSQL log: talk through all of them, wake-ups, presence, tokens.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { slowDescribe } from '../slow.ts'
+import { slowDescribe, slowTest } from '../slow.ts'
 import { chainHash, GENESIS_HASH } from '../../src/events/log.ts'
 import { runTool } from '../cli/run.ts'
 import { eventually, LOAD, readSse, startTestBroker, type TestBroker } from '../http/helpers.ts'
@@ -139,7 +139,7 @@ describe('three brokers in open mode', () => {
     expect(again.body.acknowledged).toEqual([])
   })
 
-  test('presence counts a listener on every broker', async () => {
+  slowTest('presence counts a listener on every broker', async () => {
     const [a, b, c] = brokers as [TestBroker, TestBroker, TestBroker]
     const controller = new AbortController()
     const poll = fetch(`${a.url}/listen/carol?after=${await a.lastSeq()}&wait=30`, { signal: controller.signal }).catch(() => null)
