@@ -3,8 +3,7 @@ import type { Database } from 'bun:sqlite'
 import type { DeliveryState, Envelope } from '../events/schema.ts'
 import type { Message } from './messages.ts'
 
-export const MIGRATIONS = [
-  `CREATE TABLE delivery_positions (
+const CREATE = `CREATE TABLE delivery_positions (
      partner_id TEXT NOT NULL,
      conversation_id TEXT NOT NULL,
      pushed_seq INTEGER NOT NULL DEFAULT 0,
@@ -19,8 +18,19 @@ export const MIGRATIONS = [
      seq INTEGER NOT NULL,
      at TEXT NOT NULL,
      PRIMARY KEY (partner_id, conversation_id, state, seq)
-   );`,
-]
+   );`
+
+/**
+ * A log written before delivery state has read advances already: their marks are taken from the log itself,
+ * in the same step, so that a rebuild (audit) finds the same rows. Only where the log is in this file.
+ */
+const BACKFILL = `INSERT OR IGNORE INTO delivery_marks (partner_id, conversation_id, state, seq, at)
+   SELECT json_extract(data, '$.partnerId'), json_extract(data, '$.conversationId'), 'read', json_extract(data, '$.seq'), at
+   FROM events WHERE type = 'ReadPositionAdvanced';`
+
+/** The steps; `withLog`: the database holds the event log too (not a scratch rebuild). */
+export const migrations = (withLog: boolean): string[] => [withLog ? `${CREATE}\n${BACKFILL}` : CREATE]
+export const MIGRATIONS = migrations(false)
 export const TABLES = { delivery_positions: 'partner_id, conversation_id', delivery_marks: 'partner_id, conversation_id, state, seq' }
 
 export type Positions = { pushed: number; surfaced: number; read: number }

@@ -25,7 +25,8 @@ export function migrateViews(db: Database): void {
   migrate(db, 'partners', partners.MIGRATIONS)
   migrate(db, 'messages', messages.MIGRATIONS)
   migrate(db, 'conversations', conversations.MIGRATIONS)
-  migrate(db, 'delivery', delivery.MIGRATIONS)
+  const withLog = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").get() !== null
+  migrate(db, 'delivery', delivery.migrations(withLog))
 }
 
 export function openViews(db: Database) {

@@ -166,3 +166,41 @@ describe('audit', () => {
     expect(report.ok).toBe(true)
   })
 })
+
+describe('a log from before delivery state', () => {
+  test('gets its read marks from the log when the delivery views are first created, so audit passes', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const { Database } = await import('bun:sqlite')
+    const { openStore } = await import('../../src/store.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'duo-upgrade-'))
+    const path = join(dir, 'old.db')
+    try {
+      const store = openStore({ path, sync: 'normal' })
+      for (const partnerId of ['old-a', 'old-b']) await store.commands.execute({ kind: 'register', partnerId })
+      for (let i = 0; i < 3; i++) {
+        const sent = await store.commands.execute({ kind: 'talk', fromId: 'old-a', to: 'old-b', content: `before ${i}` })
+        if (!sent.ok) throw new Error(JSON.stringify(sent))
+        await store.commands.execute({ kind: 'ack', partnerId: 'old-b', cursor: store.log.lastSeq() })
+      }
+      await store.close()
+      // As a database written before this version: no delivery views, and no record of their schema.
+      const raw = new Database(path)
+      raw.run('DROP TABLE delivery_positions')
+      raw.run('DROP TABLE delivery_marks')
+      raw.run("DELETE FROM duo_schema WHERE part = 'delivery'")
+      raw.close()
+
+      const upgraded = openStore({ path, sync: 'normal' })
+      const marks = upgraded.db.query<{ n: number }, []>("SELECT count(*) AS n FROM delivery_marks WHERE state = 'read'").get()!.n
+      await upgraded.close()
+      expect(marks).toBe(3)
+      const report = await auditFile(path)
+      expect(report.differences).toEqual([])
+      expect(report.ok).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
