@@ -106,7 +106,7 @@ export function buildApp(deps: BrokerDeps) {
       if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)
         return Response.json({ error: tooLargeMessage(deps.config.maxBodyBytes) }, { status: 413, headers: { connection: 'close' } })
       // In both modes: web pages of other origins, and DNS rebinding, are refused; the broker's own pages pass.
-      const refusal = webPageRefusal(request.headers, webPages)
+      const refusal = webPageRefusal(request.headers, webPages, request)
       if (refusal) return rejected({ reason: 'web_page_refused', message: refusal })
     })
     .use(catchingUp(deps.catchUp, sessions))

@@ -139,13 +139,16 @@ export type WebPagePolicy = {
  * `Host`). The broker's own pages pass: their `Origin` is the broker's own (see `fromOwnOrigin`), and a typed-in
  * address sends `Sec-Fetch-Site: none`. Other local programs send none of these headers.
  */
-export function webPageRefusal(headers: Headers, policy: WebPagePolicy): string | null {
+export function webPageRefusal(headers: Headers, policy: WebPagePolicy, request?: Pick<Request, 'method' | 'url'>): string | null {
   const host = headers.get('host')
   if (policy.checkHost && host !== null) {
     const name = hostnameOf(host)
     if (name === null || !acceptableHost(name, policy.allowedHosts))
       return `this broker does not answer to the name ${JSON.stringify(host.slice(0, 100))} (a web page using DNS rebinding sends such a Host): use 127.0.0.1 or localhost, or list the name in the broker's DUO_ALLOWED_HOSTS`
   }
+  // Following a link to the console from another site is a top-level navigation: it carries no cookie of ours
+  // (SameSite=Strict) and gets only the console's static page, which shows nothing before sign-in.
+  if (request !== undefined && isConsoleNavigation(headers, request)) return null
   const site = headers.get('sec-fetch-site')
   if (site !== null && site !== 'same-origin' && site !== 'none')
     return `requests from other web sites are refused (Sec-Fetch-Site: ${JSON.stringify(site.slice(0, 20))})`
@@ -153,4 +156,15 @@ export function webPageRefusal(headers: Headers, policy: WebPagePolicy): string 
   if (origin !== null && !originIsHost(origin, host))
     return `requests from web pages of another origin are refused (Origin ${JSON.stringify(origin.slice(0, 100))}); only the broker's own pages may call it`
   return null
+}
+
+/** A browser opening the console page itself (a link followed, a bookmark): GET `/` as a top-level document. */
+export function isConsoleNavigation(headers: Headers, request: Pick<Request, 'method' | 'url'>): boolean {
+  return (
+    request.method === 'GET' &&
+    headers.get('sec-fetch-mode') === 'navigate' &&
+    headers.get('sec-fetch-dest') === 'document' &&
+    headers.get('origin') === null &&
+    new URL(request.url).pathname === '/'
+  )
 }

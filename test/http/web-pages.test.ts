@@ -32,6 +32,19 @@ describe('token mode refuses web pages', () => {
     expect(await broker.lastSeq()).toBe(before)
   })
 
+  test('a link to the console from another site opens its page (which shows nothing before sign-in), and nothing else', async () => {
+    const navigation = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' }
+    const page = await broker.call('GET', '/', { headers: navigation })
+    expect(page.status).toBe(200)
+    expect(page.type).toContain('text/html')
+    // The same navigation to anything but the page, or a page's own fetch, or a rebound Host, is still refused.
+    refusedAsWebPage(await broker.call('GET', '/partners', { token: alice, headers: navigation }))
+    refusedAsWebPage(await broker.call('GET', '/session', { headers: navigation }))
+    refusedAsWebPage(await broker.call('GET', '/', { headers: { ...navigation, 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' } }))
+    refusedAsWebPage(await broker.call('GET', '/', { headers: { ...navigation, origin: 'https://evil.example' } }))
+    refusedAsWebPage(await broker.call('GET', '/', { headers: { ...navigation, host: `attacker.example:${broker.port}` } }))
+  })
+
   test('a foreign Origin or cross-site fetch metadata is 403, even with a valid token', async () => {
     const before = await broker.lastSeq()
     const talk = { fromId: 'alice', to: 'bob', content: 'from a page' }
