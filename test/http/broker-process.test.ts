@@ -157,7 +157,10 @@ slowDescribe('a slow SSE consumer', () => {
         }
         const appendedMb = (messages * content.length) / 1024 / 1024
         expect(appendedMb).toBeGreaterThan(90)
-        expect(peak - baseline).toBeLessThan(60)
+        // The broker's heap grows with the work itself, whoever reads: measured 59-75 MB with clients that read
+        // everything, 47-61 MB with these two stalled ones. Buffering for either stalled stream would add at least
+        // what was appended (each would hold every frame it has not sent), so that is the bound.
+        expect(peak - baseline).toBeLessThan(appendedMb)
 
         if (process.env.DUO_TEST_VERBOSE) console.error(`broker RSS grew ${(peak - baseline).toFixed(1)} MB for ${appendedMb.toFixed(0)} MB appended`)
         const reply = await health(url)
