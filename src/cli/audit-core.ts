@@ -112,7 +112,7 @@ function openScratchViews(db: Database) {
 /** Folds every event of the snapshot into the scratch views; returns the first event that would not apply. */
 function rebuildViews(db: Database, project: (event: Envelope) => void, pageRows: number): Finding | undefined {
   const page = db.query<[number, string, string, string, string], [number, number]>(
-    'SELECT seq, type, at, data, hash FROM live.events WHERE seq > ? ORDER BY seq LIMIT ?',
+    'SELECT seq, type, at, data, hash FROM live.events WHERE seq > ? ORDER BY seq LIMIT +?',
   )
   let failed: Finding | undefined
   for (let cursor = 0; ; ) {
@@ -148,7 +148,7 @@ function compareTable(db: Database, table: string, key: string[], liveTables: Se
   const list = columns.join(', ')
   const only = (a: string, b: string) =>
     db
-      .query<Row, [number]>(`SELECT ${list} FROM ${a}.${table} EXCEPT SELECT ${list} FROM ${b}.${table} ORDER BY ${key.join(', ')} LIMIT ?`)
+      .query<Row, [number]>(`SELECT ${list} FROM ${a}.${table} EXCEPT SELECT ${list} FROM ${b}.${table} ORDER BY ${key.join(', ')} LIMIT +?`)
       .all(sample)
   const count = (schema: string) => db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${schema}.${table}`).get()!.n
   try {

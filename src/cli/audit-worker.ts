@@ -15,7 +15,7 @@ export function checkLog({ path, lastSeq, pageRows }: LogChecksJob): LogChecksRe
   const db = openReadOnly(path)
   try {
     const page = db.query<StoredRow, [number, number, number]>(
-      'SELECT seq, type, at, data, hash, conversation_id, partner_id FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
+      'SELECT seq, type, at, data, hash, conversation_id, partner_id FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT +?',
     )
     const verifier = createLogVerifier()
     for (let cursor = 0; cursor < lastSeq; ) {

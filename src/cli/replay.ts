@@ -14,7 +14,7 @@ const POLL_MS = 150
  */
 const PAGE_SQL = `SELECT seq, '{"seq":' || seq || ',"type":' || json_quote(type) || ',"at":' || json_quote(at)
   || ',"data":' || data || ',"hash":' || json_quote(hash) || '}' AS line
-  FROM events WHERE seq > ? ORDER BY seq LIMIT ?`
+  FROM events WHERE seq > ? ORDER BY seq LIMIT +?`
 type Line = [seq: number, line: string]
 /** The lines after a cursor, oldest first: from an SQLite file, or from PostgreSQL (same bytes). */
 type Pager = (cursor: number, limit: number) => Line[] | Promise<Line[]>

@@ -118,7 +118,7 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     'INSERT INTO events (seq, type, at, data, hash, conversation_id, partner_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
   const lastRow = db.query<{ seq: number; hash: string }, []>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')
-  const one = db.query<EventRow, [number]>(`SELECT ${ROW} FROM events WHERE seq = ?`)
+  const one = db.query<EventRow, [number]>(`SELECT ${ROW} FROM events WHERE seq = +?`)
   const filtered = new Map<string, Statement<EventRow, (string | number)[]>>()
 
   const brokerId = db.query<{ broker_id: string }, []>('SELECT broker_id FROM log_identity').get()!.broker_id
@@ -374,9 +374,9 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     const key = `${columnsOut}|${columns.join(',')}${bounded ? ' bounded' : ''}`
     let statement = filtered.get(key)
     if (!statement) {
-      const where = columns.map((column) => `AND ${column} = ?`).join(' ')
+      const where = columns.map((column) => `AND ${column} = +?`).join(' ')
       statement = db.query<EventRow, (string | number)[]>(
-        `SELECT ${columnsOut} FROM events WHERE seq > ? ${bounded ? 'AND seq <= ?' : ''} ${where} ORDER BY seq LIMIT ?`,
+        `SELECT ${columnsOut} FROM events WHERE seq > ? ${bounded ? 'AND seq <= ?' : ''} ${where} ORDER BY seq LIMIT +?`,
       )
       filtered.set(key, statement)
     }

@@ -7,7 +7,7 @@ import type { Database } from 'bun:sqlite'
  */
 export function migrate(db: Database, part: string, steps: string[]): void {
   db.run('CREATE TABLE IF NOT EXISTS duo_schema (part TEXT PRIMARY KEY, version INTEGER NOT NULL)')
-  const version = db.query<{ version: number }, [string]>('SELECT version FROM duo_schema WHERE part = ?')
+  const version = db.query<{ version: number }, [string]>('SELECT version FROM duo_schema WHERE part = +?')
   const record = db.query('INSERT INTO duo_schema (part, version) VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET version = excluded.version')
   const step = db.transaction((): boolean => {
     const from = version.get(part)?.version ?? 0

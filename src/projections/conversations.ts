@@ -62,41 +62,41 @@ export function createConversations(db: Database) {
   )
   const join = db.query('INSERT INTO participants (conversation_id, partner_id, joined_at) VALUES (?, ?, ?)')
   const pair = db.query('INSERT INTO direct_pairs (low, high, conversation_id) VALUES (?, ?, ?)')
-  const leave = db.query('UPDATE participants SET left_at = ? WHERE conversation_id = ? AND partner_id = ?')
-  const archive = db.query('UPDATE conversations SET is_archived = 1 WHERE id = ?')
+  const leave = db.query('UPDATE participants SET left_at = ? WHERE conversation_id = +? AND partner_id = +?')
+  const archive = db.query('UPDATE conversations SET is_archived = 1 WHERE id = +?')
   const touch = db.query(
-    'UPDATE conversations SET last_message_seq = ?1, hops = CASE WHEN ?2 THEN 0 ELSE hops + 1 END WHERE id = ?3',
+    'UPDATE conversations SET last_message_seq = ?1, hops = CASE WHEN ?2 THEN 0 ELSE hops + 1 END WHERE id = +?3',
   )
   const rejoin = db.query(
     `INSERT INTO participants (conversation_id, partner_id, joined_at) VALUES (?1, ?2, ?3)
      ON CONFLICT (conversation_id, partner_id) DO UPDATE SET joined_at = ?3, left_at = NULL`,
   )
-  const rename = db.query('UPDATE conversations SET name = ? WHERE id = ?')
-  const pause = db.query('UPDATE conversations SET is_paused = 1, paused_by = ? WHERE id = ?')
-  const resume = db.query('UPDATE conversations SET is_paused = 0, paused_by = NULL, hops = 0 WHERE id = ?')
+  const rename = db.query('UPDATE conversations SET name = ? WHERE id = +?')
+  const pause = db.query('UPDATE conversations SET is_paused = 1, paused_by = ? WHERE id = +?')
+  const resume = db.query('UPDATE conversations SET is_paused = 0, paused_by = NULL, hops = 0 WHERE id = +?')
   const groupCount = db.query<{ n: number }, [string]>(
     `SELECT count(*) AS n FROM participants p JOIN conversations c ON c.id = p.conversation_id
-     WHERE p.partner_id = ? AND p.left_at IS NULL AND c.type = 'group'`,
+     WHERE p.partner_id = +? AND p.left_at IS NULL AND c.type = 'group'`,
   )
   const ofPartner = db.query<{ id: string; type: 'direct' | 'group'; is_archived: number; members: number }, [string]>(
     `SELECT c.id, c.type, c.is_archived,
        (SELECT count(*) FROM participants q WHERE q.conversation_id = c.id AND q.left_at IS NULL) AS members
      FROM participants p JOIN conversations c ON c.id = p.conversation_id
-     WHERE p.partner_id = ? AND p.left_at IS NULL ORDER BY c.id`,
+     WHERE p.partner_id = +? AND p.left_at IS NULL ORDER BY c.id`,
   )
-  const one = db.query<ConversationRow, [string]>('SELECT * FROM conversations WHERE id = ?')
+  const one = db.query<ConversationRow, [string]>('SELECT * FROM conversations WHERE id = +?')
   const members = db.query<{ partner_id: string }, [string]>(
-    'SELECT partner_id FROM participants WHERE conversation_id = ? AND left_at IS NULL ORDER BY joined_at, partner_id',
+    'SELECT partner_id FROM participants WHERE conversation_id = +? AND left_at IS NULL ORDER BY joined_at, partner_id',
   )
   // Unordered: the hot paths (talk's recipients, wake-ups) need the set, and the ORDER BY's sort cost more than the rest of a talk's reads.
   const memberIds = db.query<{ partner_id: string }, [string]>(
-    'SELECT partner_id FROM participants WHERE conversation_id = ? AND left_at IS NULL',
+    'SELECT partner_id FROM participants WHERE conversation_id = +? AND left_at IS NULL',
   )
   const isMember = db.query<{ one: number }, [string, string]>(
-    'SELECT 1 AS one FROM participants WHERE conversation_id = ? AND partner_id = ? AND left_at IS NULL',
+    'SELECT 1 AS one FROM participants WHERE conversation_id = +? AND partner_id = +? AND left_at IS NULL',
   )
   const direct = db.query<{ conversation_id: string }, [string, string]>(
-    'SELECT conversation_id FROM direct_pairs WHERE low = ? AND high = ?',
+    'SELECT conversation_id FROM direct_pairs WHERE low = +? AND high = +?',
   )
   const forPartner = db.query<ConversationRow & { unread_count: number; read_seq: number }, [string]>(
     `SELECT c.*,
@@ -106,13 +106,13 @@ export function createConversations(db: Database) {
      FROM participants p
      JOIN conversations c ON c.id = p.conversation_id
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = c.id
-     WHERE p.partner_id = ? AND p.left_at IS NULL
+     WHERE p.partner_id = +? AND p.left_at IS NULL
      ORDER BY coalesce(c.last_message_seq, 0) DESC, c.created_at DESC, c.id`,
   )
   const membersWithNames = db.query<{ id: string; name: string }, [string]>(
     `SELECT p.partner_id AS id, coalesce(pa.name, p.partner_id) AS name
      FROM participants p LEFT JOIN partners pa ON pa.id = p.partner_id
-     WHERE p.conversation_id = ? AND p.left_at IS NULL ORDER BY p.joined_at, p.partner_id`,
+     WHERE p.conversation_id = +? AND p.left_at IS NULL ORDER BY p.joined_at, p.partner_id`,
   )
   // Ids hold no ",", so the members' list survives group_concat.
   const everyOne = db.query<ConversationRow & { message_count: number; members: string | null }, [number]>(
@@ -120,7 +120,7 @@ export function createConversations(db: Database) {
        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count,
        (SELECT group_concat(p.partner_id, ',') FROM participants p WHERE p.conversation_id = c.id AND p.left_at IS NULL) AS members
      FROM conversations c
-     ORDER BY coalesce(c.last_message_seq, 0) DESC, c.created_at DESC, c.id LIMIT ?`,
+     ORDER BY coalesce(c.last_message_seq, 0) DESC, c.created_at DESC, c.id LIMIT +?`,
   )
 
   return {

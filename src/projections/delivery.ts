@@ -58,10 +58,10 @@ export function createDelivery(db: Database) {
   )
   const mark = db.query('INSERT OR IGNORE INTO delivery_marks (partner_id, conversation_id, state, seq, at) VALUES (?, ?, ?, ?, ?)')
   const positions = db.query<Positions & { upto: number | null }, [string, string, number]>(
-    `SELECT coalesce((SELECT pushed_seq FROM delivery_positions WHERE partner_id = ?1 AND conversation_id = ?2), 0) AS pushed,
-       coalesce((SELECT surfaced_seq FROM delivery_positions WHERE partner_id = ?1 AND conversation_id = ?2), 0) AS surfaced,
-       coalesce((SELECT seq FROM read_positions WHERE partner_id = ?1 AND conversation_id = ?2), 0) AS read,
-       (SELECT max(seq) FROM messages WHERE conversation_id = ?2 AND seq <= ?3) AS upto`,
+    `SELECT coalesce((SELECT pushed_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS pushed,
+       coalesce((SELECT surfaced_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS surfaced,
+       coalesce((SELECT seq FROM read_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS read,
+       (SELECT max(seq) FROM messages WHERE conversation_id = +?2 AND seq <= ?3) AS upto`,
   )
   // Cross-view on purpose (participants, read positions, messages): the recipients of a message are its
   // conversation's members at the time it was sent, the sender excepted, whether or not they left since.
@@ -70,14 +70,14 @@ export function createDelivery(db: Database) {
      FROM participants p
      LEFT JOIN delivery_positions d ON d.partner_id = p.partner_id AND d.conversation_id = p.conversation_id
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
-     WHERE p.conversation_id = ?1 AND p.partner_id != ?2 AND p.joined_at <= ?3 AND (p.left_at IS NULL OR p.left_at >= ?3)
+     WHERE p.conversation_id = +?1 AND p.partner_id != ?2 AND p.joined_at <= ?3 AND (p.left_at IS NULL OR p.left_at >= ?3)
      ORDER BY p.joined_at, p.partner_id`,
   )
   const firstMark = db.query<{ at: string }, [string, string, string, number]>(
-    'SELECT at FROM delivery_marks WHERE partner_id = ? AND conversation_id = ? AND state = ? AND seq >= ? ORDER BY seq LIMIT 1',
+    'SELECT at FROM delivery_marks WHERE partner_id = +? AND conversation_id = +? AND state = +? AND seq >= ? ORDER BY seq LIMIT 1',
   )
   const message = db.query<{ seq: number; conversation_id: string; from_id: string; created_at: string }, [number]>(
-    'SELECT seq, conversation_id, from_id, created_at FROM messages WHERE seq = ?',
+    'SELECT seq, conversation_id, from_id, created_at FROM messages WHERE seq = +?',
   )
   // Messages not yet in front of this partner's session in any way: past its read, pushed and surfaced positions.
   const unseen = db.query<Message, [string, number, number]>(
@@ -87,8 +87,8 @@ export function createDelivery(db: Database) {
      LEFT JOIN delivery_positions d ON d.partner_id = p.partner_id AND d.conversation_id = p.conversation_id
      JOIN messages m ON m.conversation_id = p.conversation_id
        AND m.seq > max(coalesce(r.seq, 0), coalesce(d.pushed_seq, 0), coalesce(d.surfaced_seq, 0), ?2)
-     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.from_id != ?1
-     ORDER BY m.seq LIMIT ?3`,
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.from_id != ?1
+     ORDER BY m.seq LIMIT +?3`,
   )
 
   return {

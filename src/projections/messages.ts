@@ -57,28 +57,28 @@ export function createMessages(db: Database) {
      ON CONFLICT (partner_id, conversation_id) DO UPDATE SET seq = max(seq, ?3)`,
   )
   const history = db.query<Message, [string, number, number]>(
-    `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?)
+    `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE conversation_id = +? AND seq < ? ORDER BY seq DESC LIMIT +?)
      ORDER BY seq`,
   )
   const visibleAll = db.query<Message, [string, number, number]>(
     `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
      FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id
-     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
-     ORDER BY m.seq LIMIT ?3`,
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
+     ORDER BY m.seq LIMIT +?3`,
   )
   const visibleOne = db.query<Message, [string, number, number, string]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT ?3`,
+    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = +?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT +?3`,
   )
   const unread = db.query<Message, [string, number, string | null]>(
     `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
      FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
      JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > coalesce(r.seq, 0)
-     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = ?3)
-     ORDER BY m.seq LIMIT ?2`,
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = +?3)
+     ORDER BY m.seq LIMIT +?2`,
   )
   const byKey = db.query<{ seq: number; conversation_id: string }, [string, string]>(
-    'SELECT seq, conversation_id FROM messages WHERE from_id = ? AND idempotency_key = ?',
+    'SELECT seq, conversation_id FROM messages WHERE from_id = +? AND idempotency_key = +?',
   )
   const ackable = db.query<{ conversation_id: string; upto: number | null; read_seq: number }, [string, number, string | null]>(
     `SELECT p.conversation_id,
@@ -86,33 +86,33 @@ export function createMessages(db: Database) {
        coalesce(r.seq, 0) AS read_seq
      FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
-     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND (?3 IS NULL OR p.conversation_id = ?3)`,
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND (?3 IS NULL OR p.conversation_id = +?3)`,
   )
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM messages')
   // Size-first twins of the page queries: seqs and content lengths only (octet_length reads no overflow page),
   // so a page is cut by bytes before any content is loaded; the rows are then read one by one as they are sent.
   type Sized = { seq: number; bytes: number }
   const historySizes = db.query<Sized, [string, number, number]>(
-    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = +? AND seq < ? ORDER BY seq DESC LIMIT +?',
   )
   const visibleAllSizes = db.query<Sized, [string, number, number]>(
     `SELECT m.seq, octet_length(m.content) AS bytes
      FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id
-     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
-     ORDER BY m.seq LIMIT ?3`,
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
+     ORDER BY m.seq LIMIT +?3`,
   )
   const visibleOneSizes = db.query<Sized, [string, number, number, string]>(
-    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = ?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT ?3',
+    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = +?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT +?3',
   )
   const unreadSizes = db.query<Sized & { conversation_id: string }, [string, number, string | null]>(
     `SELECT m.seq, octet_length(m.content) AS bytes, m.conversation_id
      FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
      JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > coalesce(r.seq, 0)
-     WHERE p.partner_id = ?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = ?3)
-     ORDER BY m.seq LIMIT ?2`,
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = +?3)
+     ORDER BY m.seq LIMIT +?2`,
   )
-  const one = db.query<Message, [number]>(`SELECT ${COLUMNS} FROM messages WHERE seq = ?`)
+  const one = db.query<Message, [number]>(`SELECT ${COLUMNS} FROM messages WHERE seq = +?`)
 
   return {
     apply(event: Envelope): void {

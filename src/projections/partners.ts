@@ -45,15 +45,15 @@ export function createPartners(db: Database) {
      ON CONFLICT (id) DO UPDATE SET name = ?2, project_path = ?3, status = 'online',
        token_hash = coalesce(?4, token_hash), last_seen = ?5, kind = ?6`,
   )
-  const offline = db.query(`UPDATE partners SET status = 'offline', last_seen = ? WHERE id = ?`)
-  const token = db.query('UPDATE partners SET token_hash = ? WHERE id = ?')
-  const status = db.query('UPDATE partners SET status_message = ?, last_seen = ? WHERE id = ?')
-  const notifications = db.query('UPDATE partners SET notifications_enabled = ?, last_seen = ? WHERE id = ?')
-  const seen = db.query('UPDATE partners SET last_seen = ? WHERE id = ?')
-  const retire = db.query('UPDATE partners SET retired_at = ? WHERE id = ?')
-  const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = ?')
+  const offline = db.query(`UPDATE partners SET status = 'offline', last_seen = ? WHERE id = +?`)
+  const token = db.query('UPDATE partners SET token_hash = ? WHERE id = +?')
+  const status = db.query('UPDATE partners SET status_message = ?, last_seen = ? WHERE id = +?')
+  const notifications = db.query('UPDATE partners SET notifications_enabled = ?, last_seen = ? WHERE id = +?')
+  const seen = db.query('UPDATE partners SET last_seen = ? WHERE id = +?')
+  const retire = db.query('UPDATE partners SET retired_at = ? WHERE id = +?')
+  const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = +?')
   const all = db.query<PartnerRow, []>('SELECT * FROM partners WHERE retired_at IS NULL ORDER BY id')
-  const pageAfter = db.query<PartnerRow, [string, number]>('SELECT * FROM partners WHERE id > ? AND retired_at IS NULL ORDER BY id LIMIT ?')
+  const pageAfter = db.query<PartnerRow, [string, number]>('SELECT * FROM partners WHERE id > ? AND retired_at IS NULL ORDER BY id LIMIT +?')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
   // Partners are never deleted and an upsert keeps its row's rowid, so the largest rowid is the number ever
   // registered: one index step instead of count(*)'s walk over every row (/health must cost the same at any size).
@@ -61,14 +61,14 @@ export function createPartners(db: Database) {
   const retired = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NOT NULL')
   const presence = db.query<Pick<PartnerRow, 'id' | 'status' | 'last_seen'>, []>('SELECT id, status, last_seen FROM partners WHERE retired_at IS NULL')
   // A retired partner's token stops working: it no longer names anyone.
-  const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = ? AND retired_at IS NULL')
+  const byToken = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE token_hash = +? AND retired_at IS NULL')
   const retiredByToken = db.query<{ id: string }, [string]>(
-    'SELECT id FROM partners WHERE token_hash = ? AND retired_at IS NOT NULL LIMIT 1',
+    'SELECT id FROM partners WHERE token_hash = +? AND retired_at IS NOT NULL LIMIT 1',
   )
   // ids are ASCII, so NOCASE (ASCII-only folding) is the whole of "without regard to case".
-  const folded = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE id = ?1 COLLATE NOCASE AND id != ?1 LIMIT 1')
+  const folded = db.query<{ id: string }, [string]>('SELECT id FROM partners WHERE id = +?1 COLLATE NOCASE AND id != ?1 LIMIT 1')
   const skeleton = db.query<{ id: string }, [string, string]>(
-    `SELECT id FROM partners WHERE ${idSkeletonSql('id')} = ?1 AND id != ?2 LIMIT 1`,
+    `SELECT id FROM partners WHERE ${idSkeletonSql('id')} = +?1 AND id != ?2 LIMIT 1`,
   )
 
   return {
