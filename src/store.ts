@@ -163,6 +163,8 @@ export function openStore(options: StoreOptions) {
     return true
   }
 
+  /** This turn's answer of `unwritable`, or undefined before the first request of the turn asked. */
+  let verdict: string | null | undefined
   const watch = setInterval(() => {
     if (!recovering && fileIdentity(path) !== identity) recover()
   }, 1000)
@@ -184,8 +186,18 @@ export function openStore(options: StoreOptions) {
       clearInterval(watch)
       await current.close()
     },
-    /** Why the file cannot be touched safely right now (immutable, read-only), or null: see `unwritable`. */
-    unwritable: () => unwritable(path),
+    /**
+     * Why the file cannot be touched safely right now (immutable, read-only), or null: see `unwritable`. Asked
+     * before every request, answered once per turn of the event loop (three access() calls): the requests of one
+     * turn share the answer, and every commit checks again for itself (see `check`).
+     */
+    unwritable(): string | null {
+      if (verdict === undefined) {
+        verdict = unwritable(path)
+        setImmediate(() => (verdict = undefined))
+      }
+      return verdict
+    },
   })
   return store
 }

@@ -85,6 +85,18 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
     return retired === null ? { kind: 'invalid' } : { kind: 'invalid', retired }
   }
 
+  /**
+   * Whether a partner is online and how it is reached: derived from listeners, sessions and recent activity. A
+   * client active lately without anything parked here (an HTTP script between polls) is at best connected.
+   */
+  function reach(id: string, row: Pick<PartnerRow, 'status' | 'last_seen'>) {
+    const live = hub.reachability(id)
+    const lastActive = Math.max(Date.parse(row.last_seen), presence.lastActive(id) ?? 0, activeElsewhere?.(id) ?? 0)
+    const online = row.status === 'online' && (live !== 'offline' || now().getTime() - lastActive <= config.presenceTimeoutMs)
+    const reachability: PartnerView['reachability'] = !online ? 'offline' : live === 'offline' ? 'connected' : live
+    return { online, reachability, lastActive }
+  }
+
   return {
     actorOf,
     /** Partners online now, counted without reading them (see presence.ts). */
@@ -146,20 +158,16 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
       if (actor.kind === 'none') return { reason: 'operator_token_required' }
       return actor.kind === 'invalid' ? { reason: 'token_invalid' } : { reason: 'operator_only' }
     },
+    /** When the partner was last active: its last event, or a later request this broker (or another on the shared log) saw. */
+    lastActive: (row: PartnerRow): string =>
+      new Date(Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)).toISOString(),
     /**
      * The API's view of a partner, as `viewer` may see it: presence is derived from listeners, sessions and
      * recent activity; `project_path` (where on someone's disk a project lives) is shown only to the partner
      * itself and the operator, and is null for everyone else (no viewer given: nobody).
      */
-    /** When the partner was last active: its last event, or a later request this broker (or another on the shared log) saw. */
-    lastActive: (row: PartnerRow): string =>
-      new Date(Math.max(Date.parse(row.last_seen), activity.get(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)).toISOString(),
     partnerJson(row: PartnerRow, viewer?: Actor): PartnerView {
-      const live = hub.reachability(row.id)
-      const listening = hub.isListening(row.id)
-      const lastActive = Math.max(Date.parse(row.last_seen), presence.lastActive(row.id) ?? 0, activeElsewhere?.(row.id) ?? 0)
-      const fresh = now().getTime() - lastActive <= config.presenceTimeoutMs
-      const online = row.status === 'online' && (live !== 'offline' || fresh)
+      const { online, reachability, lastActive } = reach(row.id, row)
       return {
         id: row.id,
         name: row.name,
@@ -170,16 +178,15 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
         notifications_enabled: row.notifications_enabled === 1,
         created_at: row.created_at,
         last_seen: new Date(lastActive).toISOString(),
-        isListening: listening,
-        // A client active lately without anything parked here (an HTTP script between polls) is at best connected.
-        reachability: !online ? 'offline' : live === 'offline' ? 'connected' : live,
+        isListening: hub.isListening(row.id),
+        reachability,
         sessions: hub.sessions(row.id),
       }
     },
-    /** How a partner is reached now, for talk answers (the same rule as partnerJson's). */
-    reachabilityOf(partnerId: string) {
-      const row = store.views.partners.get(partnerId)
-      return row ? this.partnerJson(row).reachability : ('offline' as const)
+    /** How a partner is reached now, for talk answers (the same rule as partnerJson's, without building the rest). */
+    reachabilityOf(partnerId: string): PartnerView['reachability'] {
+      const row = store.views.partners.presenceOf(partnerId)
+      return row ? reach(partnerId, row).reachability : 'offline'
     },
   }
 }

@@ -84,10 +84,11 @@ export function createRateLimiter(limits: RateLimits, now: () => number = Date.n
   for (const name of Object.keys(limits) as Array<keyof RateLimits>)
     if (limits[name] > 0) buckets.set(name, createBuckets(limits[name], now, maxKeys))
   return {
-    check(limit: keyof RateLimits, key: string, cost = 1): Rejection | null {
+    /** `key` may be a function: it is worked out only when the limit is on (a source address costs a lookup). */
+    check(limit: keyof RateLimits, key: string | (() => string), cost = 1): Rejection | null {
       const bucket = buckets.get(limit)
       if (!bucket) return null
-      const retryAfterS = bucket.take(key, cost)
+      const retryAfterS = bucket.take(typeof key === 'function' ? key() : key, cost)
       return retryAfterS === 0 ? null : { reason: 'rate_limited', limit: WHAT[limit](limits[limit]), retryAfterS }
     },
     enabled: (limit: keyof RateLimits): boolean => buckets.has(limit),

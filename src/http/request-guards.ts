@@ -125,6 +125,24 @@ export function fromOwnOrigin(headers: Headers): boolean {
 const originIsHost = (origin: string, host: string | null): boolean =>
   host !== null && /^https?:\/\//i.test(origin) && hostOf(origin) === hostOf(host)
 
+/** Host headers judged lately, per policy: a broker is asked under a handful of names, each parsed once. */
+const hostVerdicts = new WeakMap<WebPagePolicy, Map<string, boolean>>()
+const HOST_VERDICTS_MAX = 64
+
+function hostAccepted(host: string, policy: WebPagePolicy): boolean {
+  let verdicts = hostVerdicts.get(policy)
+  if (!verdicts) hostVerdicts.set(policy, (verdicts = new Map()))
+  let accepted = verdicts.get(host)
+  if (accepted === undefined) {
+    const name = hostnameOf(host)
+    accepted = name !== null && acceptableHost(name, policy.allowedHosts)
+    // Bounded: a client sending a new Host each time only ever costs the parse.
+    if (verdicts.size >= HOST_VERDICTS_MAX) verdicts.clear()
+    verdicts.set(host, accepted)
+  }
+  return accepted
+}
+
 export type WebPagePolicy = {
   /** Check the Host (against DNS rebinding); off only in open mode with DUO_ALLOW_OPEN_NETWORK=1, where a proxy may forward any. */
   checkHost: boolean
@@ -141,11 +159,8 @@ export type WebPagePolicy = {
  */
 export function webPageRefusal(headers: Headers, policy: WebPagePolicy, request?: Pick<Request, 'method' | 'url'>): string | null {
   const host = headers.get('host')
-  if (policy.checkHost && host !== null) {
-    const name = hostnameOf(host)
-    if (name === null || !acceptableHost(name, policy.allowedHosts))
-      return `this broker does not answer to the name ${JSON.stringify(host.slice(0, 100))} (a web page using DNS rebinding sends such a Host): use 127.0.0.1 or localhost, or list the name in the broker's DUO_ALLOWED_HOSTS`
-  }
+  if (policy.checkHost && host !== null && !hostAccepted(host, policy))
+    return `this broker does not answer to the name ${JSON.stringify(host.slice(0, 100))} (a web page using DNS rebinding sends such a Host): use 127.0.0.1 or localhost, or list the name in the broker's DUO_ALLOWED_HOSTS`
   // Following a link to the console from another site is a top-level navigation: it carries no cookie of ours
   // (SameSite=Strict) and gets only the console's static page, which shows nothing before sign-in.
   if (request !== undefined && isConsoleNavigation(headers, request)) return null

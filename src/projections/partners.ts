@@ -52,6 +52,7 @@ export function createPartners(db: Database) {
   const seen = db.query('UPDATE partners SET last_seen = ? WHERE id = +?')
   const retire = db.query('UPDATE partners SET retired_at = ? WHERE id = +?')
   const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = +?')
+  const presenceOne = db.query<Pick<PartnerRow, 'status' | 'last_seen'>, [string]>('SELECT status, last_seen FROM partners WHERE id = +?')
   const all = db.query<PartnerRow, []>('SELECT * FROM partners WHERE retired_at IS NULL ORDER BY id')
   const pageAfter = db.query<PartnerRow, [string, number]>('SELECT * FROM partners WHERE id > ? AND retired_at IS NULL ORDER BY id LIMIT +?')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
@@ -111,6 +112,8 @@ export function createPartners(db: Database) {
     },
     /** Any partner by id, retired ones included (their messages stay in history). */
     get: (id: string): PartnerRow | null => one.get(id),
+    /** Only what presence needs (a talk answer names each recipient's reachability): two columns, not the row. */
+    presenceOf: (id: string): Pick<PartnerRow, 'status' | 'last_seen'> | null => presenceOne.get(id),
     /** Partners in service (retired ones left out), by id. */
     all: (): PartnerRow[] => all.all(),
     /** At most `limit` partners with an id after `afterId` (all when empty), by id. */

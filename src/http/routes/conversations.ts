@@ -46,7 +46,7 @@ export function conversationRoutes({ store, newGroupId, limits, config, sendBudg
       '/talk',
       async ({ body, headers, server, request }) => {
         const limited =
-          limits.check('talk', body.fromId) ?? limits.check('talkPerAddress', sourceAddress(server, request))
+          limits.check('talk', body.fromId) ?? limits.check('talkPerAddress', () => sourceAddress(server, request))
         if (limited) return rejected(limited)
         const idempotencyKey = headers['idempotency-key'] ?? body.idempotencyKey
         const result = await commands.execute({

@@ -34,7 +34,7 @@ export function partnerRoutes({ store, config, limits, hub, now }: BrokerDeps, a
       async ({ body, headers, server, request, actor }) => {
         // New ids only: a partner coming back is not what floods a broker.
         if (views.partners.get(body.partnerId) === null) {
-          const limited = limits.check('register', sourceAddress(server, request))
+          const limited = limits.check('register', () => sourceAddress(server, request))
           if (limited) return rejected(limited)
         }
         const token = tokens ? newToken() : undefined
