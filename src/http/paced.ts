@@ -6,6 +6,8 @@ const encoder = new TextEncoder()
 
 /** Bytes handed to a pull at once: the most a client that stops reading keeps queued in the broker. */
 export const CHUNK_BYTES = 64 * 1024
+/** Answers of at most this many items, and at most CHUNK_BYTES, are sent whole (see pacedJson). */
+const SMALL_ANSWER_ITEMS = 16
 
 /**
  * The bytes of answers enqueued for clients and not yet taken by their sockets, across every client.
@@ -52,6 +54,19 @@ export type PacedJson = {
  * lazily (read from the store by seq, say), so an answer holds only what its socket is about to take.
  */
 export function pacedJson(body: PacedJson, budget: SendBudget, signal: AbortSignal): Response {
+  // Most answers are one message or a few: rendered at once and sent as one body, they skip a stream's
+  // pulls and chunked framing (a fan-out answers 20 listeners per message). Such a body is at most one
+  // chunk, what a stalled stream would hold anyway; an answer that must know it was written keeps the stream.
+  if (body.onWritten === undefined && body.count <= SMALL_ANSWER_ITEMS) {
+    let text: string | null = body.head
+    try {
+      for (let i = 0; i < body.count && text.length <= CHUNK_BYTES; i++) text += (i > 0 ? ',' : '') + body.render(i)
+    } catch {
+      // The store went away (the broker stopping): the stream below meets the same error and cuts the answer.
+      text = null
+    }
+    if (text !== null && text.length <= CHUNK_BYTES) return new Response(text + body.tail, { headers: { 'content-type': 'application/json' } })
+  }
   let next = -1
   let held = 0
   let done = false
