@@ -17,6 +17,18 @@ import { createSessions, type Sessions } from './sessions.ts'
 type Issue = { path?: string; message?: string; summary?: string }
 
 /** A person-readable sentence from a validation failure: the first problem, with where it is. */
+/** What went wrong at the HTTP level, for programs: the body parser's refusals and unknown endpoints. */
+const HTTP_REASONS: Record<number, string> = {
+  400: 'invalid_body',
+  404: 'no_such_endpoint',
+  413: 'request_too_large',
+  415: 'unsupported_media_type',
+}
+
+/** A refusal before any route ran, shaped like the routes' own: `{error, reason}`. */
+const httpRefusal = (status: number, error: string, headers?: Record<string, string>): Response =>
+  Response.json({ error, reason: HTTP_REASONS[status] ?? 'invalid_request' }, { status, headers })
+
 function validationMessage(error: { all?: Issue[]; type?: string; message?: string }): string {
   const first = Array.isArray(error.all) ? error.all[0] : undefined
   const where = first?.path ? String(first.path).replace(/^\//, '').replaceAll('/', '.') : ''
@@ -104,7 +116,7 @@ export function buildApp(deps: BrokerDeps) {
       // Declared sizes are refused here unread; a chunked body is cut at the limit by the parser below. The
       // unread body would leave the connection unusable and hold a graceful stop open: close it.
       if (Number(request.headers.get('content-length') ?? 0) > deps.config.maxBodyBytes)
-        return Response.json({ error: tooLargeMessage(deps.config.maxBodyBytes) }, { status: 413, headers: { connection: 'close' } })
+        return httpRefusal(413, tooLargeMessage(deps.config.maxBodyBytes), { connection: 'close' })
       // In both modes: web pages of other origins, and DNS rebinding, are refused; the broker's own pages pass.
       const refusal = webPageRefusal(request.headers, webPages, request)
       if (refusal) return rejected({ reason: 'web_page_refused', message: refusal })
@@ -120,22 +132,19 @@ export function buildApp(deps: BrokerDeps) {
             console.error('answer does not match its response schema:', error.message)
             return Response.json({ error: 'internal error' }, { status: 500 })
           }
-          return Response.json({ error: validationMessage(error as never) }, { status: 400 })
+          return rejected({ reason: 'invalid_request', message: validationMessage(error as never) })
         case 'PARSE':
           // The body parser's own refusals (size, media type, UTF-8, nesting) arrive wrapped in Elysia's ParseError.
-          if (error.cause instanceof HttpError) return Response.json({ error: error.cause.message }, { status: error.cause.status })
-          return Response.json({ error: 'the request body is not valid JSON (send Content-Type: application/json)' }, { status: 400 })
+          if (error.cause instanceof HttpError) return httpRefusal(error.cause.status, error.cause.message)
+          return httpRefusal(400, 'the request body is not valid JSON (send Content-Type: application/json)')
         case 'NOT_FOUND':
-          return Response.json(
-            { error: `no such endpoint: ${request.method} ${new URL(request.url).pathname} (see /docs)` },
-            { status: 404 },
-          )
+          return httpRefusal(404, `no such endpoint: ${request.method} ${new URL(request.url).pathname} (see /docs)`)
       }
       if (error instanceof StorageError) return storageUnavailable(error)
-      if (error instanceof HttpError) return Response.json({ error: error.message }, { status: error.status })
+      if (error instanceof HttpError) return httpRefusal(error.status, error.message)
       const status = (error as { status?: unknown })?.status
       if (typeof status === 'number' && status >= 400 && status < 500)
-        return Response.json({ error: (error as Error).message || 'bad request' }, { status })
+        return httpRefusal(status, (error as Error).message || 'bad request')
       console.error('unexpected error:', error)
       return Response.json({ error: 'internal error' }, { status: 500 })
     })

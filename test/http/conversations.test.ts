@@ -35,12 +35,12 @@ describe('talk', () => {
   })
 
   test.each([
-    // Malformed input is refused by validation before any rule runs (no reason); a broken rule names its reason.
+    // Malformed input is refused by validation before any rule runs (invalid_request); a broken rule names its own reason.
     ['no recipient', { fromId: 'alice', content: 'to whom?' }, 400, 'no_recipient'],
-    ['an empty message', { fromId: 'alice', to: 'bob', content: '' }, 400, undefined],
+    ['an empty message', { fromId: 'alice', to: 'bob', content: '' }, 400, 'invalid_request'],
     ['a message to oneself', { fromId: 'alice', to: 'alice', content: 'me' }, 400, 'talk_to_self'],
-    ['a missing content field', { fromId: 'alice', to: 'bob' }, 400, undefined],
-    ['a malformed recipient id', { fromId: 'alice', to: 'b/ob', content: 'x' }, 400, undefined],
+    ['a missing content field', { fromId: 'alice', to: 'bob' }, 400, 'invalid_request'],
+    ['a malformed recipient id', { fromId: 'alice', to: 'b/ob', content: 'x' }, 400, 'invalid_request'],
     ['an unknown sender', { fromId: 'mallory', to: 'bob', content: 'x' }, 404, 'unknown_partner'],
     ['an unknown recipient', { fromId: 'alice', to: 'nobody', content: 'x' }, 404, 'unknown_partner'],
     ['an unknown conversation', { fromId: 'alice', conversationId: 'group_nope', content: 'x' }, 404, 'unknown_conversation'],

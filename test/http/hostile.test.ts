@@ -74,6 +74,19 @@ describe('hostile input', () => {
       })
     })
 
+    test('each kind of refusal before a route names itself in `reason`', async () => {
+      await unchanged(async () => {
+        const token = { token: alice }
+        const reasons = {
+          notJson: (await broker.call('POST', '/talk', { ...token, body: '{"fromId":' })).body?.reason,
+          tooLarge: (await broker.call('POST', '/register', { body: `{"partnerId":"padded","pad":"${'x'.repeat(MiB)}"}` })).body?.reason,
+          wrongField: (await broker.call('POST', '/talk', { ...token, body: { fromId: 'alice', to: 'bob', content: 7 } })).body?.reason,
+          noEndpoint: (await broker.call('GET', '/no/such/thing')).body?.reason,
+        }
+        expect(reasons).toEqual({ notJson: 'invalid_body', tooLarge: 'request_too_large', wrongField: 'invalid_request', noEndpoint: 'no_such_endpoint' })
+      })
+    })
+
     test('malformed JSON, invalid UTF-8, an empty or null body, a non-JSON content type: 400', async () => {
       await unchanged(async () => {
         const token = { token: alice }
@@ -99,6 +112,7 @@ describe('hostile input', () => {
         })
         expectRefusal(proto, 400)
       })
+
     })
 
     test('the OpenAPI document still describes each body as JSON with its schema', async () => {

@@ -90,9 +90,12 @@ export function rawRequest(port: number, text: string): Promise<{ status: number
 /** Asserts a refusal in the contract's shape: this status, JSON, a non-empty `error` sentence (a failure shows the reply). */
 export function expectRefusal(answer: Answer, status: number): void {
   const sentence = typeof answer.body?.error === 'string' && answer.body.error.length > 0
-  expect({ status: answer.status, json: (answer.type ?? '').startsWith('application/json'), error: sentence ? 'a sentence' : answer.text }).toEqual({
-    status,
-    json: true,
-    error: 'a sentence',
-  })
+  // Every refusal also names its kind for programs, in snake_case (`invalid_request`, `request_too_large`, ...).
+  const reason = typeof answer.body?.reason === 'string' && /^[a-z]+(_[a-z]+)*$/.test(answer.body.reason)
+  expect({
+    status: answer.status,
+    json: (answer.type ?? '').startsWith('application/json'),
+    error: sentence ? 'a sentence' : answer.text,
+    reason: reason ? 'a reason' : answer.body?.reason,
+  }).toEqual({ status, json: true, error: 'a sentence', reason: 'a reason' })
 }
