@@ -53,10 +53,7 @@ export type Views = ReturnType<typeof openViews>
 /** The projections seen through the narrow interface the pure rules read. */
 export function decisionView(views: Views, lastSeq: () => number): DecisionView {
   return {
-    partner: (id) => {
-      const row = views.partners.get(id)
-      return row && { status: row.status, tokenHash: row.token_hash, kind: row.kind, retired: row.retired_at !== null, name: row.name, projectPath: row.project_path }
-    },
+    partner: (id) => views.partners.forRules(id),
     partnerLike: (id) => views.partners.like(id),
     conversation: (id) => views.conversations.get(id),
     isMember: (conversationId, partnerId) => views.conversations.isMember(conversationId, partnerId),

@@ -38,6 +38,22 @@ export type PartnerRow = {
   retired_at: string | null
 }
 
+/** A partner as the rules read it (see DecisionView.partner): what only registration, retirement and going offline change. */
+export type PartnerForRules = {
+  status: 'online' | 'offline'
+  tokenHash: string | null
+  kind: PartnerKind
+  retired: boolean
+  name: string
+  projectPath: string | null
+}
+
+/** Partners the rules' reads remember at most (a talk reads two); beyond it the memory starts over. */
+const RULES_CACHE_MAX = 10_000
+
+/** The events that change a partner as the rules see it; everything else leaves those columns alone. */
+const CHANGES_FOR_RULES = new Set(['PartnerRegistered', 'PartnerRetired', 'PartnerWentOffline', 'PartnerTokenReissued'])
+
 export function createPartners(db: Database) {
   const register = db.query(
     `INSERT INTO partners (id, name, project_path, status, status_message, notifications_enabled, token_hash, created_at, last_seen, kind)
@@ -53,6 +69,40 @@ export function createPartners(db: Database) {
   const retire = db.query('UPDATE partners SET retired_at = ? WHERE id = +?')
   const one = db.query<PartnerRow, [string]>('SELECT * FROM partners WHERE id = +?')
   const presenceOne = db.query<Pick<PartnerRow, 'status' | 'last_seen'>, [string]>('SELECT status, last_seen FROM partners WHERE id = +?')
+  const forRules = db.query<Pick<PartnerRow, 'status' | 'token_hash' | 'kind' | 'retired_at' | 'name' | 'project_path'>, [string]>(
+    'SELECT status, token_hash, kind, retired_at, name, project_path FROM partners WHERE id = +?',
+  )
+
+  /**
+   * The rules read the sender and the recipient of every talk; those columns change only with the events in
+   * CHANGES_FOR_RULES, so their reads are remembered, and such an event forgets its partner. Rollbacks: an
+   * event forgets its partner before its write and marks it changed; a changed partner is not remembered again
+   * while that write transaction is open (it may still be rolled back), so what is remembered is always
+   * committed state. Unknown ids are not remembered (anyone may name any id in open mode).
+   */
+  const rulesCache = new Map<string, PartnerForRules>()
+  const changedInTransaction = new Set<string>()
+  function rulesView(id: string): PartnerForRules | null {
+    const known = rulesCache.get(id)
+    if (known) return known
+    const inTransaction = db.inTransaction
+    if (!inTransaction && changedInTransaction.size > 0) changedInTransaction.clear()
+    const row = forRules.get(id)
+    if (!row) return null
+    const partner: PartnerForRules = {
+      status: row.status,
+      tokenHash: row.token_hash,
+      kind: row.kind,
+      retired: row.retired_at !== null,
+      name: row.name,
+      projectPath: row.project_path,
+    }
+    if (!(inTransaction && changedInTransaction.has(id))) {
+      if (rulesCache.size >= RULES_CACHE_MAX) rulesCache.clear()
+      rulesCache.set(id, partner)
+    }
+    return partner
+  }
   const all = db.query<PartnerRow, []>('SELECT * FROM partners WHERE retired_at IS NULL ORDER BY id')
   const pageAfter = db.query<PartnerRow, [string, number]>('SELECT * FROM partners WHERE id > ? AND retired_at IS NULL ORDER BY id LIMIT +?')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
@@ -74,6 +124,11 @@ export function createPartners(db: Database) {
 
   return {
     apply(event: Envelope): void {
+      if (CHANGES_FOR_RULES.has(event.type)) {
+        const id = (event.data as { partnerId: string }).partnerId
+        rulesCache.delete(id)
+        if (db.inTransaction) changedInTransaction.add(id)
+      }
       switch (event.type) {
         case 'PartnerRegistered': {
           const d = event.data
@@ -112,6 +167,8 @@ export function createPartners(db: Database) {
     },
     /** Any partner by id, retired ones included (their messages stay in history). */
     get: (id: string): PartnerRow | null => one.get(id),
+    /** The partner as the rules read it, remembered between reads (see rulesView). */
+    forRules: rulesView,
     /** Only what presence needs (a talk answer names each recipient's reachability): two columns, not the row. */
     presenceOf: (id: string): Pick<PartnerRow, 'status' | 'last_seen'> | null => presenceOne.get(id),
     /** Partners in service (retired ones left out), by id. */

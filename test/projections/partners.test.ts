@@ -93,3 +93,56 @@ describe('the partner list', () => {
     expect(store.views.partners.get('nobody')).toBeNull()
   })
 })
+
+describe('the partner as the rules read it (remembered between reads)', () => {
+  const talk = (fromId: string, to: string) => ({ kind: 'talk' as const, fromId, to, content: 'hi' })
+
+  test('follows registration, going offline, a new token and retirement', async () => {
+    const { store, given } = storeWithClock()
+    await given(registered('alice', { tokenHash: TOKEN_A }), registered('bob'))
+    const rules = () => store.views.partners.forRules('alice')
+    expect(rules()).toMatchObject({ status: 'online', tokenHash: TOKEN_A, retired: false, name: 'alice' })
+    // Read twice: the second read is the remembered one, which the next events must replace.
+    expect(rules()).toBe(rules())
+    await given(offline('alice'))
+    expect(rules()?.status).toBe('offline')
+    await given({ type: 'PartnerTokenReissued', data: { partnerId: 'alice', tokenHash: TOKEN_B } })
+    expect(rules()?.tokenHash).toBe(TOKEN_B)
+    await given(registered('alice', { name: 'Alice II' }))
+    expect(rules()).toMatchObject({ status: 'online', name: 'Alice II' })
+    expect((await store.commands.execute(talk('bob', 'alice'))).ok).toBe(true)
+    await given({ type: 'PartnerRetired', data: { partnerId: 'alice' } })
+    expect(rules()?.retired).toBe(true)
+    const refused = await store.commands.execute(talk('bob', 'alice'))
+    expect(refused.ok ? null : refused.rejection.reason).toBe('partner_retired')
+  })
+
+  test('a registration rolled back with its job is not remembered, even when read inside it', async () => {
+    const { store, given } = storeWithClock()
+    await given(registered('bob'))
+    const failed = store.log.transact(() => {
+      store.log.append([registered('ghost')])
+      // Read inside the job, while the registration is still part of the open transaction.
+      expect(store.views.partners.forRules('ghost')?.name).toBe('ghost')
+      throw new Error('this job fails after registering')
+    })
+    await expect(failed).rejects.toThrow('this job fails')
+    expect(store.views.partners.forRules('ghost')).toBeNull()
+    const refused = await store.commands.execute(talk('bob', 'ghost'))
+    expect(refused.ok ? null : refused.rejection.reason).toBe('unknown_partner')
+  })
+
+  test('a retirement rolled back with its job leaves the partner as it was', async () => {
+    const { store, given } = storeWithClock()
+    await given(registered('alice'), registered('bob'))
+    expect(store.views.partners.forRules('alice')?.retired).toBe(false)
+    const failed = store.log.transact(() => {
+      store.log.append([{ type: 'PartnerRetired', data: { partnerId: 'alice' } }])
+      expect(store.views.partners.forRules('alice')?.retired).toBe(true)
+      throw new Error('rolled back')
+    })
+    await expect(failed).rejects.toThrow('rolled back')
+    expect(store.views.partners.forRules('alice')?.retired).toBe(false)
+    expect((await store.commands.execute(talk('bob', 'alice'))).ok).toBe(true)
+  })
+})
