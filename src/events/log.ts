@@ -2,6 +2,7 @@
 import type { Database, Statement } from 'bun:sqlite'
 import { migrate } from './migrate.ts'
 import { fitByBytes, type SeqPage } from './pages.ts'
+import { runInSavepoints, type Tentative } from './savepoints.ts'
 import { asStorageError } from './storage.ts'
 import { DuoEvent, type Envelope } from './schema.ts'
 
@@ -156,10 +157,14 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     return out
   }
 
-  // Prepared once: `db.transaction(job.fn)()` built a fresh wrapper per job (2.4 µs of CPU a job, now 0.9 µs).
-  const savepoint = db.prepare('SAVEPOINT job')
-  const release = db.prepare('RELEASE job')
-  const rollbackTo = db.prepare('ROLLBACK TO job')
+  const tentative: Tentative<{ seq: number; hash: string; count: number }> = {
+    mark: () => ({ seq: headSeq, hash: headHash, count: pendingEnvelopes.length }),
+    reset(mark) {
+      headSeq = mark.seq
+      headHash = mark.hash
+      pendingEnvelopes.length = mark.count
+    },
+  }
 
   const runBatch = db.transaction((jobs: Job[]) => {
     // Another process may have appended since this one's last batch (a tool, a second opener of the file):
@@ -169,29 +174,7 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
       lastSeq = headSeq = head?.seq ?? 0
       lastHash = headHash = head?.hash ?? GENESIS_HASH
     }
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = []
-    for (const job of jobs) {
-      const savedSeq = headSeq
-      const savedHash = headHash
-      const savedCount = pendingEnvelopes.length
-      savepoint.run()
-      try {
-        const value = job.fn()
-        release.run()
-        outcomes.push({ ok: true, value })
-      } catch (error) {
-        // SQLite rolled the whole transaction back (disk full, I/O error): the batch fails as one.
-        if (!db.inTransaction) throw error
-        rollbackTo.run()
-        release.run()
-        headSeq = savedSeq
-        headHash = savedHash
-        pendingEnvelopes.length = savedCount
-        // A job can hit the storage too (disk full while inserting): that is a StorageError, not the job's bug.
-        outcomes.push({ ok: false, error: asStorageError(error) ?? error })
-      }
-    }
-    return outcomes
+    return runInSavepoints(db, jobs, tentative)
   })
 
   function flush(): void {

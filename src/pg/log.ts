@@ -2,6 +2,7 @@
 import type { SQL } from 'bun'
 import type { Database } from 'bun:sqlite'
 import { chainHash, type EventLog, type EventRow, type Projector } from '../events/log.ts'
+import { type Outcome, runInSavepoints, type Tentative } from '../events/savepoints.ts'
 import type { DuoEvent, Envelope } from '../events/schema.ts'
 
 const BATCH_MAX = 2000
@@ -15,7 +16,6 @@ import { StorageError } from '../events/storage.ts'
 export { StorageError }
 
 type Job = { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown }
 
 /** SQLSTATEs that mean "another broker appended first": catch up and decide again. */
 const isConflict = (error: unknown): boolean => {
@@ -63,9 +63,14 @@ export function openPgEventLog({ sql, local, db, projectors, now = () => new Dat
 
   const begin = db.prepare('BEGIN')
   const rollback = db.prepare('ROLLBACK')
-  const savepoint = db.prepare('SAVEPOINT job')
-  const release = db.prepare('RELEASE job')
-  const rollbackTo = db.prepare('ROLLBACK TO job')
+  const tentative: Tentative<{ seq: number; hash: string; count: number }> = {
+    mark: () => ({ seq: headSeq, hash: headHash, count: pending.length }),
+    reset(mark) {
+      headSeq = mark.seq
+      headHash = mark.hash
+      pending.length = mark.count
+    },
+  }
 
   function append(events: DuoEvent[]): Envelope[] {
     if (!inTransaction) throw new Error('append outside transact()')
@@ -91,30 +96,14 @@ export function openPgEventLog({ sql, local, db, projectors, now = () => new Dat
     headSeq = base
     headHash = local.lastHash()
     pending = []
-    const outcomes: Outcome[] = []
     inTransaction = true
     begin.run()
+    let outcomes: Outcome[]
     try {
-      for (const job of jobs) {
-        const savedSeq = headSeq
-        const savedHash = headHash
-        const savedCount = pending.length
-        savepoint.run()
-        try {
-          const value = job.fn()
-          release.run()
-          outcomes.push({ ok: true, value })
-        } catch (error) {
-          rollbackTo.run()
-          release.run()
-          headSeq = savedSeq
-          headHash = savedHash
-          pending.length = savedCount
-          outcomes.push({ ok: false, error })
-        }
-      }
+      outcomes = runInSavepoints(db, jobs, tentative)
     } finally {
-      rollback.run()
+      // The replica keeps nothing of the decision (step 1); SQLite may have ended the transaction itself.
+      if (db.inTransaction) rollback.run()
       inTransaction = false
     }
     return { base, outcomes, rows: pending }
