@@ -55,7 +55,7 @@ function openOnce(options: StoreOptions, guard?: () => void) {
   if (options.path !== ':memory:') configureWriter(db, options.sync ?? 'full')
   migrateLog(db)
   const views = openViews(db)
-  const log = openEventLog(db, { now: options.now, projectors: [views.project], guard })
+  const log = openEventLog(db, { now: options.now, projectors: [views.project], guard, settled: views.settled })
   const rules = rulesWith(options.rules)
   const view = decisionView(views, log.lastSeq)
   const commands = createCommands({ log, view, rules, listening: (id) => options.listening?.(id) ?? false })

@@ -45,6 +45,8 @@ export type EventLogOptions = {
    * callers are refused, so nothing counts as acknowledged that is not in the file at the path.
    */
   guard?: () => void
+  /** Called once each write transaction has ended, committed or rolled back (the views forget what it marked). */
+  settled?: () => void
 }
 
 export type EventLog = ReturnType<typeof openEventLog>
@@ -114,6 +116,7 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
   const now = options.now ?? (() => new Date())
   const projectors = options.projectors ?? []
   const guard = options.guard ?? (() => {})
+  const settled = options.settled ?? (() => {})
   const scanWindow = options.scanWindow ?? SCAN_WINDOW
   const insert = db.query(
     'INSERT INTO events (seq, type, at, data, hash, conversation_id, partner_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -200,6 +203,7 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
       return
     } finally {
       inTransaction = false
+      settled()
     }
     lastSeq = headSeq
     lastHash = headHash
@@ -255,6 +259,8 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
       headHash = lastHash
       pendingEnvelopes = []
       throw error
+    } finally {
+      settled()
     }
     lastSeq = headSeq
     lastHash = headHash

@@ -32,6 +32,8 @@ export type PgEventLogOptions = {
   now?: () => Date
   /** The shared log's identity (its `log_identity` row), in place of the replica's own. */
   brokerId: string
+  /** Called once each local decision transaction has been rolled back (see EventLogOptions.settled). */
+  settled?: () => void
 }
 
 /**
@@ -50,7 +52,7 @@ export type PgEventLogOptions = {
  *
  * One batch is in flight at a time; calls arriving meanwhile wait for the next one (group commit).
  */
-export function openPgEventLog({ sql, local, db, projectors, now = () => new Date(), brokerId }: PgEventLogOptions) {
+export function openPgEventLog({ sql, local, db, projectors, now = () => new Date(), brokerId, settled = () => {} }: PgEventLogOptions) {
   let queue: Job[] = []
   let running = false
   let scheduled = false
@@ -105,6 +107,7 @@ export function openPgEventLog({ sql, local, db, projectors, now = () => new Dat
       // The replica keeps nothing of the decision (step 1); SQLite may have ended the transaction itself.
       if (db.inTransaction) rollback.run()
       inTransaction = false
+      settled()
     }
     return { base, outcomes, rows: pending }
   }

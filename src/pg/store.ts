@@ -45,7 +45,7 @@ export async function openPgStore(options: PgStoreOptions) {
   const replica = await openReplica(sql, options.replicaPath, options.now)
   const { db, views, local } = replica
   const [identity] = await sql`SELECT broker_id FROM log_identity`
-  const log = openPgEventLog({ sql, local, db, projectors: [views.project], now: options.now, brokerId: identity.broker_id as string })
+  const log = openPgEventLog({ sql, local, db, projectors: [views.project], now: options.now, brokerId: identity.broker_id as string, settled: views.settled })
 
   let failing = false
   let closing = false
@@ -104,7 +104,7 @@ function openLocal(path: string, now?: () => Date) {
   if (path !== ':memory:') configureWriter(db, 'normal')
   migrateLog(db)
   const views = openViews(db)
-  const local = openEventLog(db, { now, projectors: [views.project] })
+  const local = openEventLog(db, { now, projectors: [views.project], settled: views.settled })
   return { db, views, local }
 }
 

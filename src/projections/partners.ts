@@ -77,16 +77,14 @@ export function createPartners(db: Database) {
    * The rules read the sender and the recipient of every talk; those columns change only with the events in
    * CHANGES_FOR_RULES, so their reads are remembered, and such an event forgets its partner. Rollbacks: an
    * event forgets its partner before its write and marks it changed; a changed partner is not remembered again
-   * while that write transaction is open (it may still be rolled back), so what is remembered is always
-   * committed state. Unknown ids are not remembered (anyone may name any id in open mode).
+   * until its write transaction has ended (`settled`, called by the log: it may still be rolled back), so what
+   * is remembered is always committed state. Unknown ids are not remembered (anyone may name any id in open mode).
    */
   const rulesCache = new Map<string, PartnerForRules>()
   const changedInTransaction = new Set<string>()
   function rulesView(id: string): PartnerForRules | null {
     const known = rulesCache.get(id)
     if (known) return known
-    const inTransaction = db.inTransaction
-    if (!inTransaction && changedInTransaction.size > 0) changedInTransaction.clear()
     const row = forRules.get(id)
     if (!row) return null
     const partner: PartnerForRules = {
@@ -97,7 +95,7 @@ export function createPartners(db: Database) {
       name: row.name,
       projectPath: row.project_path,
     }
-    if (!(inTransaction && changedInTransaction.has(id))) {
+    if (!changedInTransaction.has(id)) {
       if (rulesCache.size >= RULES_CACHE_MAX) rulesCache.clear()
       rulesCache.set(id, partner)
     }
@@ -127,7 +125,7 @@ export function createPartners(db: Database) {
       if (CHANGES_FOR_RULES.has(event.type)) {
         const id = (event.data as { partnerId: string }).partnerId
         rulesCache.delete(id)
-        if (db.inTransaction) changedInTransaction.add(id)
+        changedInTransaction.add(id)
       }
       switch (event.type) {
         case 'PartnerRegistered': {
@@ -169,6 +167,10 @@ export function createPartners(db: Database) {
     get: (id: string): PartnerRow | null => one.get(id),
     /** The partner as the rules read it, remembered between reads (see rulesView). */
     forRules: rulesView,
+    /** The write transaction ended (committed or rolled back): partners it changed may be remembered again. */
+    settled(): void {
+      changedInTransaction.clear()
+    },
     /** Only what presence needs (a talk answer names each recipient's reachability): two columns, not the row. */
     presenceOf: (id: string): Pick<PartnerRow, 'status' | 'last_seen'> | null => presenceOne.get(id),
     /** Partners in service (retired ones left out), by id. */

@@ -117,6 +117,15 @@ describe('the partner as the rules read it (remembered between reads)', () => {
     expect(refused.ok ? null : refused.rejection.reason).toBe('partner_retired')
   })
 
+  test('a partner registered in an earlier transaction is remembered by the reads of later ones', async () => {
+    const { store, given } = storeWithClock()
+    await given(registered('alice'))
+    const first = await store.log.transact(() => store.views.partners.forRules('alice'))
+    const again = await store.log.transact(() => store.views.partners.forRules('alice'))
+    expect(first).toMatchObject({ name: 'alice', retired: false })
+    expect(again).toBe(first)
+  })
+
   test('a registration rolled back with its job is not remembered, even when read inside it', async () => {
     const { store, given } = storeWithClock()
     await given(registered('bob'))
