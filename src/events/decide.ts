@@ -58,7 +58,7 @@ export interface DecisionView {
     paused_by: 'operator' | 'human' | null
   } | null
   isMember(conversationId: string, partnerId: string): boolean
-  members(conversationId: string): string[]
+  members(conversationId: string): readonly string[]
   /** Groups the partner is a current member of. */
   groupCount(partnerId: string): number
   /** Every conversation the partner is a current member of, with its current member count. */

@@ -20,7 +20,7 @@ type Waiter = {
 
 export type HubDeps = {
   /** Current members of a conversation (one query per message event, never per listener). */
-  members: (conversationId: string) => string[]
+  members: (conversationId: string) => readonly string[]
   lastSeq: () => number
   /** Partners listening through other brokers that share the log (PostgreSQL); none by default. */
   elsewhere?: () => ReadonlySet<string>

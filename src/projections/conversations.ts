@@ -56,6 +56,11 @@ export type ConversationRow = {
 }
 
 
+/** Conversations whose members are remembered at most; beyond it the memory starts over. */
+const MEMBERS_CACHE_MAX = 10_000
+/** The events that change who is a current member of a conversation. */
+const CHANGES_MEMBERS = new Set(['ConversationCreated', 'ParticipantLeft', 'ParticipantsAdded'])
+
 export function createConversations(db: Database) {
   const insert = db.query(
     'INSERT INTO conversations (id, type, name, created_by, created_at) VALUES (?, ?, ?, ?, ?)',
@@ -123,8 +128,32 @@ export function createConversations(db: Database) {
      ORDER BY coalesce(c.last_message_seq, 0) DESC, c.created_at DESC, c.id LIMIT +?`,
   )
 
+  /**
+   * Every talk reads its conversation's members (its recipients, then the hub for whom to wake), and they
+   * change only with the events in CHANGES_MEMBERS: so they are remembered, and such an event forgets its
+   * conversation. As with the partners' rules view, a conversation changed in a write transaction is not
+   * remembered again until the log says the transaction ended (`settled`), committed or rolled back.
+   */
+  const membersCache = new Map<string, readonly string[]>()
+  const changedInTransaction = new Set<string>()
+  function currentMembers(id: string): readonly string[] {
+    const known = membersCache.get(id)
+    if (known) return known
+    const ids: readonly string[] = Object.freeze(memberIds.all(id).map((r) => r.partner_id))
+    if (!changedInTransaction.has(id)) {
+      if (membersCache.size >= MEMBERS_CACHE_MAX) membersCache.clear()
+      membersCache.set(id, ids)
+    }
+    return ids
+  }
+
   return {
     apply(event: Envelope): void {
+      if (CHANGES_MEMBERS.has(event.type)) {
+        const id = (event.data as { conversationId: string }).conversationId
+        membersCache.delete(id)
+        changedInTransaction.add(id)
+      }
       switch (event.type) {
         case 'ConversationCreated': {
           const d = event.data
@@ -164,8 +193,12 @@ export function createConversations(db: Database) {
     get: (id: string): ConversationRow | null => one.get(id),
     /** Current (not departed) members, in joining order. */
     members: (id: string): string[] => members.all(id).map((r) => r.partner_id),
-    /** Current members in no particular order: the cheap lookup for talk and wake-ups. */
-    memberIds: (id: string): string[] => memberIds.all(id).map((r) => r.partner_id),
+    /** Current members in no particular order: the cheap lookup for talk and wake-ups (remembered, read-only). */
+    memberIds: currentMembers,
+    /** The write transaction ended (committed or rolled back): conversations it changed may be remembered again. */
+    settled(): void {
+      changedInTransaction.clear()
+    },
     isMember: (id: string, partnerId: string): boolean => isMember.get(id, partnerId) !== null,
     membersWithNames: (id: string) => membersWithNames.all(id),
     /** The direct conversation between two partners, found by its members, never by parsing an id. */

@@ -40,7 +40,10 @@ export function openViews(db: Database) {
   return {
     ...views,
     /** After each write transaction, committed or rolled back: what the views remember may be kept again. */
-    settled: (): void => views.partners.settled(),
+    settled(): void {
+      views.partners.settled()
+      views.conversations.settled()
+    },
     /** Applies one event to every view; runs inside the append's transaction. */
     project(event: Envelope): void {
       views.partners.apply(event)

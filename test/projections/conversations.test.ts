@@ -110,3 +110,27 @@ describe("a partner's conversation list", () => {
     expect(store.views.conversations.forPartner('bob').map((c) => c.id)).toEqual(['group_1'])
   })
 })
+
+describe('the members a talk reads (remembered between reads)', () => {
+  test('follow creation, a member added, one leaving, and a rollback', async () => {
+    const { store, given } = storeWithClock()
+    await given(registered('alice'), registered('bob'), registered('carol'), group('group_1', 'Team', ['alice', 'bob']))
+    const ids = () => [...store.views.conversations.memberIds('group_1')].sort()
+    expect(ids()).toEqual(['alice', 'bob'])
+    expect(store.views.conversations.memberIds('group_1')).toBe(store.views.conversations.memberIds('group_1'))
+    await given({ type: 'ParticipantsAdded', data: { conversationId: 'group_1', partnerIds: ['carol'], addedBy: 'alice' } })
+    expect(ids()).toEqual(['alice', 'bob', 'carol'])
+    await given(left('group_1', 'bob'))
+    expect(ids()).toEqual(['alice', 'carol'])
+    const failed = store.log.transact(() => {
+      store.log.append([left('group_1', 'carol')])
+      expect(store.views.conversations.memberIds('group_1')).toEqual(['alice'])
+      throw new Error('rolled back')
+    })
+    await expect(failed).rejects.toThrow('rolled back')
+    expect(ids()).toEqual(['alice', 'carol'])
+    // What a message reaches follows the same members.
+    const talked = await store.commands.execute({ kind: 'talk', fromId: 'alice', conversationId: 'group_1', content: 'hi' })
+    expect(talked.ok && talked.value.recipients).toEqual(['carol'])
+  })
+})
