@@ -114,8 +114,8 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
           return { reason: 'acting_for_another', partnerId }
       }
       // Only known ids: in open mode anyone may name any id, and the map must not grow with them. Partners are
-      // never removed, so an id already in the map needs no read (a read outside a transaction costs ~7 µs).
-      if (presence.lastActive(partnerId) !== undefined || store.views.partners.get(partnerId)) presence.touch(partnerId)
+      // never removed, so an id already in the map needs no read (and a known partner's is remembered, see forRules).
+      if (presence.lastActive(partnerId) !== undefined || store.views.partners.forRules(partnerId)) presence.touch(partnerId)
       return null
     },
     /**

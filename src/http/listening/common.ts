@@ -62,7 +62,8 @@ export const messagesOf = (events: Envelope[]): Message[] =>
 
 /** The refusal for a listen that names an unknown partner or a conversation it cannot see, or null. */
 export function checkTarget({ views }: Store, partnerId: string, conversationId: string | undefined): Rejection | null {
-  if (!views.partners.get(partnerId)) return { reason: 'unknown_partner', partnerId }
+  // The rules' view of a partner is remembered between reads (every re-poll of a fan-out asks this).
+  if (!views.partners.forRules(partnerId)) return { reason: 'unknown_partner', partnerId }
   if (conversationId === undefined) return null
   if (!views.conversations.get(conversationId)) return { reason: 'unknown_conversation', conversationId }
   if (!views.conversations.isMember(conversationId, partnerId)) return { reason: 'not_a_participant', conversationId }
