@@ -36,16 +36,19 @@ export type Result<T> = { ok: true; value: T } | { ok: false; rejection: Rejecti
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value })
 export const refuse = <T = never>(rejection: Rejection): Result<T> => ({ ok: false, rejection })
 
+/** A partner as the rules read it: what only registration, going offline, a new token and retirement change. */
+export type PartnerForRules = {
+  status: 'online' | 'offline'
+  tokenHash: string | null
+  kind: PartnerKind
+  retired: boolean
+  name: string
+  projectPath: string | null
+}
+
 /** What the rules need to know of the current state; the projections provide it. */
 export interface DecisionView {
-  partner(id: string): {
-    status: 'online' | 'offline'
-    tokenHash: string | null
-    kind: PartnerKind
-    retired: boolean
-    name: string
-    projectPath: string | null
-  } | null
+  partner(id: string): PartnerForRules | null
   /** Another partner's id that equals `id` without regard to case, else one with its `idSkeleton`; null if none. */
   partnerLike(id: string): { id: string; lookalike: boolean } | null
   conversation(id: string): {

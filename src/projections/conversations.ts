@@ -2,6 +2,7 @@
 import type { Database } from 'bun:sqlite'
 import { pairOf } from '../events/decide.ts'
 import type { Envelope } from '../events/schema.ts'
+import { rememberedReads } from './remembered.ts'
 
 export const MIGRATIONS = [
   `CREATE TABLE conversations (
@@ -56,8 +57,6 @@ export type ConversationRow = {
 }
 
 
-/** Conversations whose members are remembered at most; beyond it the memory starts over. */
-const MEMBERS_CACHE_MAX = 10_000
 /** The events that change who is a current member of a conversation. */
 const CHANGES_MEMBERS = new Set(['ConversationCreated', 'ParticipantLeft', 'ParticipantsAdded'])
 
@@ -128,32 +127,13 @@ export function createConversations(db: Database) {
      ORDER BY coalesce(c.last_message_seq, 0) DESC, c.created_at DESC, c.id LIMIT +?`,
   )
 
-  /**
-   * Every talk reads its conversation's members (its recipients, then the hub for whom to wake), and they
-   * change only with the events in CHANGES_MEMBERS: so they are remembered, and such an event forgets its
-   * conversation. As with the partners' rules view, a conversation changed in a write transaction is not
-   * remembered again until the log says the transaction ended (`settled`), committed or rolled back.
-   */
-  const membersCache = new Map<string, readonly string[]>()
-  const changedInTransaction = new Set<string>()
-  function currentMembers(id: string): readonly string[] {
-    const known = membersCache.get(id)
-    if (known) return known
-    const ids: readonly string[] = Object.freeze(memberIds.all(id).map((r) => r.partner_id))
-    if (!changedInTransaction.has(id)) {
-      if (membersCache.size >= MEMBERS_CACHE_MAX) membersCache.clear()
-      membersCache.set(id, ids)
-    }
-    return ids
-  }
+  // Every talk reads its conversation's members (its recipients, then the hub for whom to wake), and they
+  // change only with the events in CHANGES_MEMBERS: so they are remembered (see rememberedReads).
+  const currentMembers = rememberedReads((id): readonly string[] => Object.freeze(memberIds.all(id).map((r) => r.partner_id)))
 
   return {
     apply(event: Envelope): void {
-      if (CHANGES_MEMBERS.has(event.type)) {
-        const id = (event.data as { conversationId: string }).conversationId
-        membersCache.delete(id)
-        changedInTransaction.add(id)
-      }
+      if (CHANGES_MEMBERS.has(event.type)) currentMembers.forget((event.data as { conversationId: string }).conversationId)
       switch (event.type) {
         case 'ConversationCreated': {
           const d = event.data
@@ -194,11 +174,9 @@ export function createConversations(db: Database) {
     /** Current (not departed) members, in joining order. */
     members: (id: string): string[] => members.all(id).map((r) => r.partner_id),
     /** Current members in no particular order: the cheap lookup for talk and wake-ups (remembered, read-only). */
-    memberIds: currentMembers,
+    memberIds: (id: string): readonly string[] => currentMembers.get(id)!,
     /** The write transaction ended (committed or rolled back): conversations it changed may be remembered again. */
-    settled(): void {
-      changedInTransaction.clear()
-    },
+    settled: currentMembers.settled,
     isMember: (id: string, partnerId: string): boolean => isMember.get(id, partnerId) !== null,
     membersWithNames: (id: string) => membersWithNames.all(id),
     /** The direct conversation between two partners, found by its members, never by parsing an id. */

@@ -1,6 +1,8 @@
 // Read model: partners, their kind, settings, token hashes, retirement and last activity (presence is derived from it at read time).
 import type { Database } from 'bun:sqlite'
+import type { PartnerForRules } from '../events/decide.ts'
 import { type Envelope, idSkeleton, idSkeletonSql, type PartnerKind } from '../events/schema.ts'
+import { rememberedReads } from './remembered.ts'
 
 export const MIGRATIONS = [
   `CREATE TABLE partners (
@@ -38,19 +40,6 @@ export type PartnerRow = {
   retired_at: string | null
 }
 
-/** A partner as the rules read it (see DecisionView.partner): what only registration, retirement and going offline change. */
-export type PartnerForRules = {
-  status: 'online' | 'offline'
-  tokenHash: string | null
-  kind: PartnerKind
-  retired: boolean
-  name: string
-  projectPath: string | null
-}
-
-/** Partners the rules' reads remember at most (a talk reads two); beyond it the memory starts over. */
-const RULES_CACHE_MAX = 10_000
-
 /** The events that change a partner as the rules see it; everything else leaves those columns alone. */
 const CHANGES_FOR_RULES = new Set(['PartnerRegistered', 'PartnerRetired', 'PartnerWentOffline', 'PartnerTokenReissued'])
 
@@ -73,21 +62,11 @@ export function createPartners(db: Database) {
     'SELECT status, token_hash, kind, retired_at, name, project_path FROM partners WHERE id = +?',
   )
 
-  /**
-   * The rules read the sender and the recipient of every talk; those columns change only with the events in
-   * CHANGES_FOR_RULES, so their reads are remembered, and such an event forgets its partner. Rollbacks: an
-   * event forgets its partner before its write and marks it changed; a changed partner is not remembered again
-   * until its write transaction has ended (`settled`, called by the log: it may still be rolled back), so what
-   * is remembered is always committed state. Unknown ids are not remembered (anyone may name any id in open mode).
-   */
-  const rulesCache = new Map<string, PartnerForRules>()
-  const changedInTransaction = new Set<string>()
-  function rulesView(id: string): PartnerForRules | null {
-    const known = rulesCache.get(id)
-    if (known) return known
+  // The rules read the sender and the recipient of every talk; those columns change only with the events in
+  // CHANGES_FOR_RULES, so their reads are remembered (see rememberedReads). Unknown ids are not remembered.
+  const rulesView = rememberedReads((id): PartnerForRules | null => {
     const row = forRules.get(id)
-    if (!row) return null
-    const partner: PartnerForRules = {
+    return row && {
       status: row.status,
       tokenHash: row.token_hash,
       kind: row.kind,
@@ -95,12 +74,7 @@ export function createPartners(db: Database) {
       name: row.name,
       projectPath: row.project_path,
     }
-    if (!changedInTransaction.has(id)) {
-      if (rulesCache.size >= RULES_CACHE_MAX) rulesCache.clear()
-      rulesCache.set(id, partner)
-    }
-    return partner
-  }
+  })
   const all = db.query<PartnerRow, []>('SELECT * FROM partners WHERE retired_at IS NULL ORDER BY id')
   const pageAfter = db.query<PartnerRow, [string, number]>('SELECT * FROM partners WHERE id > ? AND retired_at IS NULL ORDER BY id LIMIT +?')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
@@ -122,11 +96,7 @@ export function createPartners(db: Database) {
 
   return {
     apply(event: Envelope): void {
-      if (CHANGES_FOR_RULES.has(event.type)) {
-        const id = (event.data as { partnerId: string }).partnerId
-        rulesCache.delete(id)
-        changedInTransaction.add(id)
-      }
+      if (CHANGES_FOR_RULES.has(event.type)) rulesView.forget((event.data as { partnerId: string }).partnerId)
       switch (event.type) {
         case 'PartnerRegistered': {
           const d = event.data
@@ -165,12 +135,10 @@ export function createPartners(db: Database) {
     },
     /** Any partner by id, retired ones included (their messages stay in history). */
     get: (id: string): PartnerRow | null => one.get(id),
-    /** The partner as the rules read it, remembered between reads (see rulesView). */
-    forRules: rulesView,
+    /** The partner as the rules read it, remembered between reads. */
+    forRules: rulesView.get,
     /** The write transaction ended (committed or rolled back): partners it changed may be remembered again. */
-    settled(): void {
-      changedInTransaction.clear()
-    },
+    settled: rulesView.settled,
     /** Only what presence needs (a talk answer names each recipient's reachability): two columns, not the row. */
     presenceOf: (id: string): Pick<PartnerRow, 'status' | 'last_seen'> | null => presenceOne.get(id),
     /** Partners in service (retired ones left out), by id. */
