@@ -75,6 +75,9 @@ export function createPartners(db: Database) {
       projectPath: row.project_path,
     }
   })
+  // Every talk answer names each recipient's reachability, from its status and last activity: remembered too,
+  // forgotten by each event that writes either column (a partner's own acts; a recipient that only listens keeps it).
+  const presenceView = rememberedReads((id) => presenceOne.get(id))
   const all = db.query<PartnerRow, []>('SELECT * FROM partners WHERE retired_at IS NULL ORDER BY id')
   const pageAfter = db.query<PartnerRow, [string, number]>('SELECT * FROM partners WHERE id > ? AND retired_at IS NULL ORDER BY id LIMIT +?')
   const count = db.query<{ n: number }, []>('SELECT count(*) AS n FROM partners WHERE retired_at IS NULL')
@@ -101,34 +104,34 @@ export function createPartners(db: Database) {
         case 'PartnerRegistered': {
           const d = event.data
           register.run(d.partnerId, d.name, d.projectPath, d.tokenHash ?? null, event.at, d.kind ?? 'agent')
-          return
+          return presenceView.forget(d.partnerId)
         }
         case 'PartnerRetired':
           retire.run(event.at, event.data.partnerId)
           return
         case 'PartnerWentOffline':
           offline.run(event.at, event.data.partnerId)
-          return
+          return presenceView.forget(event.data.partnerId)
         case 'PartnerTokenReissued':
           token.run(event.data.tokenHash, event.data.partnerId)
           return
         case 'PartnerStatusChanged':
           status.run(event.data.message, event.at, event.data.partnerId)
-          return
+          return presenceView.forget(event.data.partnerId)
         case 'NotificationsSwitched':
           notifications.run(event.data.enabled ? 1 : 0, event.at, event.data.partnerId)
-          return
+          return presenceView.forget(event.data.partnerId)
         case 'MessageSent':
           seen.run(event.at, event.data.fromId)
-          return
+          return presenceView.forget(event.data.fromId)
         case 'ConversationCreated':
           seen.run(event.at, event.data.createdBy)
-          return
+          return presenceView.forget(event.data.createdBy)
         case 'ParticipantLeft':
         case 'ReadPositionAdvanced':
         case 'DeliveryAdvanced':
           seen.run(event.at, event.data.partnerId)
-          return
+          return presenceView.forget(event.data.partnerId)
         default:
           return
       }
@@ -138,9 +141,12 @@ export function createPartners(db: Database) {
     /** The partner as the rules read it, remembered between reads. */
     forRules: rulesView.get,
     /** The write transaction ended (committed or rolled back): partners it changed may be remembered again. */
-    settled: rulesView.settled,
-    /** Only what presence needs (a talk answer names each recipient's reachability): two columns, not the row. */
-    presenceOf: (id: string): Pick<PartnerRow, 'status' | 'last_seen'> | null => presenceOne.get(id),
+    settled(): void {
+      rulesView.settled()
+      presenceView.settled()
+    },
+    /** Only what presence needs (a talk answer names each recipient's reachability): two columns, remembered. */
+    presenceOf: presenceView.get,
     /** Partners in service (retired ones left out), by id. */
     all: (): PartnerRow[] => all.all(),
     /** At most `limit` partners with an id after `afterId` (all when empty), by id. */

@@ -1,5 +1,6 @@
 // The partners view: registration, presence, settings, tokens and last activity, replayed from events.
 import { afterEach, describe, expect, test } from 'bun:test'
+import type { DuoEvent } from '../../src/events/schema.ts'
 import { closeStores, direct, group, left, offline, read, registered, sent, storeWithClock } from './given.ts'
 
 afterEach(closeStores)
@@ -153,5 +154,50 @@ describe('the partner as the rules read it (remembered between reads)', () => {
     await expect(failed).rejects.toThrow('rolled back')
     expect(store.views.partners.forRules('alice')?.retired).toBe(false)
     expect((await store.commands.execute(talk('bob', 'alice'))).ok).toBe(true)
+  })
+})
+
+describe("a partner's presence columns (remembered for talk answers)", () => {
+  test('follow every event that writes its status or last activity, and no other partner moves', async () => {
+    const { store, given, tick } = storeWithClock()
+    await given(registered('alice'), registered('bob'), direct('direct_alice_bob', 'alice', 'bob'))
+    const presence = (id: string) => store.views.partners.presenceOf(id)
+    const bobBefore = presence('bob')
+    const steps = [
+      sent('direct_alice_bob', 'alice'),
+      read('alice', 'direct_alice_bob', 4),
+      { type: 'PartnerStatusChanged', data: { partnerId: 'alice', message: 'busy' } },
+      { type: 'NotificationsSwitched', data: { partnerId: 'alice', enabled: false } },
+      { type: 'DeliveryAdvanced', data: { partnerId: 'alice', conversationId: 'direct_alice_bob', state: 'seen', seq: 4 } },
+      group('group_1', 'Team', ['alice', 'bob']),
+      left('group_1', 'alice'),
+      offline('alice'),
+      registered('alice'),
+    ] as DuoEvent[]
+    for (const event of steps) {
+      // Read before each step: the remembered value is what the step must replace.
+      const earlier = presence('alice')
+      expect(presence('alice')).toBe(earlier)
+      const when = tick()
+      await given(event)
+      expect(presence('alice')).toEqual({ status: store.views.partners.get('alice')!.status, last_seen: when })
+    }
+    expect(presence('alice')!.status).toBe('online')
+    expect(presence('bob')).toBe(bobBefore)
+    expect(presence('nobody')).toBeNull()
+  })
+
+  test('a message rolled back with its job leaves the sender as last seen before it', async () => {
+    const { store, given, tick } = storeWithClock()
+    await given(registered('alice'), registered('bob'), direct('direct_alice_bob', 'alice', 'bob'))
+    const before = store.views.partners.presenceOf('alice')
+    tick()
+    const failed = store.log.transact(() => {
+      store.log.append([sent('direct_alice_bob', 'alice')])
+      expect(store.views.partners.presenceOf('alice')!.last_seen).not.toBe(before!.last_seen)
+      throw new Error('rolled back')
+    })
+    await expect(failed).rejects.toThrow('rolled back')
+    expect(store.views.partners.presenceOf('alice')).toEqual(before)
   })
 })
