@@ -130,6 +130,12 @@ export function createConversations(db: Database) {
   // Every talk reads its conversation's members (its recipients, then the hub for whom to wake), and they
   // change only with the events in CHANGES_MEMBERS: so they are remembered (see rememberedReads).
   const currentMembers = rememberedReads((id): readonly string[] => Object.freeze(memberIds.all(id).map((r) => r.partner_id)))
+  // A direct pair's conversation is set once, when it is created, and never changes: every direct talk looks it up.
+  const pairKey = (low: string, high: string) => `${low}\n${high}`
+  const directPairs = rememberedReads((key) => {
+    const [low, high] = key.split('\n') as [string, string]
+    return direct.get(low, high)?.conversation_id ?? null
+  })
 
   return {
     apply(event: Envelope): void {
@@ -142,6 +148,7 @@ export function createConversations(db: Database) {
           if (d.kind === 'direct' && d.participants.length === 2) {
             const [low, high] = pairOf(d.participants[0]!, d.participants[1]!)
             pair.run(low, high, d.conversationId)
+            directPairs.forget(pairKey(low, high))
           }
           return
         }
@@ -176,13 +183,16 @@ export function createConversations(db: Database) {
     /** Current members in no particular order: the cheap lookup for talk and wake-ups (remembered, read-only). */
     memberIds: (id: string): readonly string[] => currentMembers.get(id)!,
     /** The write transaction ended (committed or rolled back): conversations it changed may be remembered again. */
-    settled: currentMembers.settled,
+    settled(): void {
+      currentMembers.settled()
+      directPairs.settled()
+    },
     isMember: (id: string, partnerId: string): boolean => isMember.get(id, partnerId) !== null,
     membersWithNames: (id: string) => membersWithNames.all(id),
     /** The direct conversation between two partners, found by its members, never by parsing an id. */
     directBetween(a: string, b: string): string | null {
       const [low, high] = pairOf(a, b)
-      return direct.get(low, high)?.conversation_id ?? null
+      return directPairs.get(pairKey(low, high))
     },
     /** Groups the partner is a current member of (the bound of `maxGroupsPerPartner`). */
     groupCount: (partnerId: string): number => groupCount.get(partnerId)!.n,

@@ -134,3 +134,26 @@ describe('the members a talk reads (remembered between reads)', () => {
     expect(talked.ok && talked.value.recipients).toEqual(['carol'])
   })
 })
+
+describe('the direct conversation a talk looks up (remembered between reads)', () => {
+  test('is found once created, in either order, and a creation rolled back leaves none', async () => {
+    const { store, given } = storeWithClock()
+    await given(registered('alice'), registered('bob'), registered('carol'))
+    const between = (a: string, b: string) => store.views.conversations.directBetween(a, b)
+    expect(between('alice', 'bob')).toBeNull()
+    const failed = store.log.transact(() => {
+      store.log.append([direct('direct_alice_bob', 'alice', 'bob')])
+      expect(between('bob', 'alice')).toBe('direct_alice_bob')
+      throw new Error('rolled back')
+    })
+    await expect(failed).rejects.toThrow('rolled back')
+    expect(between('alice', 'bob')).toBeNull()
+    // The first talk creates it; the next ones find the same conversation, whoever speaks.
+    const first = await store.commands.execute({ kind: 'talk', fromId: 'alice', to: 'bob', content: 'hi' })
+    const reply = await store.commands.execute({ kind: 'talk', fromId: 'bob', to: 'alice', content: 'hello' })
+    expect(first.ok && reply.ok && reply.value.decision.conversationId).toBe(first.ok ? first.value.decision.conversationId : 'none')
+    expect(between('bob', 'alice')).toBe(first.ok ? first.value.decision.conversationId : 'none')
+    expect(between('alice', 'carol')).toBeNull()
+    expect(store.views.conversations.conversationsOf('alice')).toHaveLength(1)
+  })
+})
