@@ -1,7 +1,7 @@
 // Read model: how far each recipient got with each conversation (pushed, surfaced; read lives in messages.ts), and receipts.
 import type { Database } from 'bun:sqlite'
 import type { DeliveryState, Envelope } from '../events/schema.ts'
-import type { Message } from './messages.ts'
+import { keySeqs, type Message, newestKey } from './messages.ts'
 
 const CREATE = `CREATE TABLE delivery_positions (
      partner_id TEXT NOT NULL,
@@ -61,7 +61,7 @@ export function createDelivery(db: Database) {
     `SELECT coalesce((SELECT pushed_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS pushed,
        coalesce((SELECT surfaced_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS surfaced,
        coalesce((SELECT seq FROM read_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS read,
-       (SELECT max(seq) FROM messages WHERE conversation_id = +?2 AND seq <= ?3) AS upto`,
+       ${newestKey('k.conversation_id = +?2 AND k.seq <= ?3')} AS upto`,
   )
   // Cross-view on purpose (participants, read positions, messages): the recipients of a message are its
   // conversation's members at the time it was sent, the sender excepted, whether or not they left since.
@@ -80,15 +80,16 @@ export function createDelivery(db: Database) {
     'SELECT seq, conversation_id, from_id, created_at FROM messages WHERE seq = +?',
   )
   // Messages not yet in front of this partner's session in any way: past its read, pushed and surfaced positions.
-  const unseen = db.query<Message, [string, number, number]>(
-    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
-     FROM participants p
+  const unseenKeys = (keys: string) =>
+    `SELECT k.seq FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
      LEFT JOIN delivery_positions d ON d.partner_id = p.partner_id AND d.conversation_id = p.conversation_id
-     JOIN messages m ON m.conversation_id = p.conversation_id
-       AND m.seq > max(coalesce(r.seq, 0), coalesce(d.pushed_seq, 0), coalesce(d.surfaced_seq, 0), ?2)
-     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.from_id != ?1
-     ORDER BY m.seq LIMIT +?3`,
+     JOIN ${keys} k ON k.conversation_id = p.conversation_id
+       AND k.seq > max(coalesce(r.seq, 0), coalesce(d.pushed_seq, 0), coalesce(d.surfaced_seq, 0), ?2)
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.from_id != ?1`
+  const unseen = db.query<Message, [string, number, number]>(
+    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
+     FROM messages m WHERE m.seq IN (${keySeqs(unseenKeys, '+?3')}) ORDER BY m.seq`,
   )
 
   return {

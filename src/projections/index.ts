@@ -22,10 +22,10 @@ export const VIEW_TABLES: Record<string, string> = {
 
 export function migrateViews(db: Database): void {
   // Conversations last: a step of theirs fills a new column from the messages table.
-  migrate(db, 'partners', partners.MIGRATIONS)
-  migrate(db, 'messages', messages.MIGRATIONS)
-  migrate(db, 'conversations', conversations.MIGRATIONS)
   const withLog = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").get() !== null
+  migrate(db, 'partners', partners.MIGRATIONS)
+  migrate(db, 'messages', messages.migrations(`(SELECT coalesce(max(seq), 0) FROM ${withLog ? 'events' : 'messages'})`))
+  migrate(db, 'conversations', conversations.MIGRATIONS)
   migrate(db, 'delivery', delivery.migrations(withLog))
 }
 

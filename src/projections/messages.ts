@@ -3,7 +3,26 @@ import type { Database } from 'bun:sqlite'
 import { fitByBytes, type SeqPage } from '../events/pages.ts'
 import type { Envelope } from '../events/schema.ts'
 
-export const MIGRATIONS = [
+/**
+ * Message keys by conversation, apart from the messages. An index on (conversation, seq) takes a new entry in the
+ * last leaf of that conversation's run: a group commit of talk in 32 conversations dirtied 32 leaves of it, 40
+ * of the 54 WAL pages the commit wrote (`bun run bench -- --only store`). So the keys go first to a small table,
+ * `message_keys_recent`, whose few pages hold every conversation's newest keys, and move to `message_keys` in one
+ * sweep at every event whose seq is a multiple of RECENT_KEYS_SPAN. Every key of `message_keys` is then older
+ * than every key of `message_keys_recent`, and which table holds a key follows from the events alone (audit
+ * rebuilds both). `from_id` rides along, so filtering out one's own messages needs no message read.
+ */
+export const RECENT_KEYS_SPAN = 512
+
+const KEYS = (table: string) => `CREATE TABLE ${table} (
+     conversation_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     from_id TEXT NOT NULL,
+     PRIMARY KEY (conversation_id, seq)
+   ) WITHOUT ROWID`
+
+/** The view's steps; `lastSeq` is the SQL for the log's last seq, where the keys of an older file are split. */
+export const migrations = (lastSeq: string) => [
   `CREATE TABLE messages (
      seq INTEGER PRIMARY KEY,
      conversation_id TEXT NOT NULL,
@@ -21,8 +40,39 @@ export const MIGRATIONS = [
      PRIMARY KEY (partner_id, conversation_id)
    );`,
   `ALTER TABLE messages ADD COLUMN from_kind TEXT NOT NULL DEFAULT 'agent'`,
+  // The keys of a file written before them, split where the events would have put them. The old index goes in a
+  // later step of the conversations view, which still reads by it first (see conversations.ts).
+  `${KEYS('message_keys')};
+   ${KEYS('message_keys_recent')};
+   INSERT INTO message_keys (conversation_id, seq, from_id)
+     SELECT conversation_id, seq, from_id FROM messages WHERE seq <= ${lastSeq} / ${RECENT_KEYS_SPAN} * ${RECENT_KEYS_SPAN};
+   INSERT INTO message_keys_recent (conversation_id, seq, from_id)
+     SELECT conversation_id, seq, from_id FROM messages WHERE seq > ${lastSeq} / ${RECENT_KEYS_SPAN} * ${RECENT_KEYS_SPAN};`,
 ]
-export const TABLES = { messages: 'seq', read_positions: 'partner_id, conversation_id' }
+
+/**
+ * The seqs of `arm(keys)` over both key tables, in seq order (`DESC` for the newest first), at most `limit`.
+ * `arm` selects `seq` from the table it is given (aliased `k`) with its own conditions; each arm stops at `limit`
+ * on its own index order, so neither reads more than the answer needs whatever the conversation's length.
+ */
+export function keySeqs(arm: (keys: string) => string, limit: string, order: 'ASC' | 'DESC' = 'ASC'): string {
+  const one = (table: string) => `SELECT seq FROM (${arm(table)} ORDER BY k.seq ${order} LIMIT ${limit})`
+  return `${one('message_keys')} UNION ALL ${one('message_keys_recent')} ORDER BY seq ${order} LIMIT ${limit}`
+}
+
+/** `expr(keys)` (a scalar subquery over one key table aliased `k`) summed over both tables. */
+export const keysSum = (expr: (keys: string) => string): string => `(${expr('message_keys')}) + (${expr('message_keys_recent')})`
+
+/** The newest key seq matching `where` (over `k`): the recent table's when it has one, they are all newer. */
+export const newestKey = (where: string): string =>
+  `coalesce((SELECT max(k.seq) FROM message_keys_recent k WHERE ${where}), (SELECT max(k.seq) FROM message_keys k WHERE ${where}))`
+
+export const TABLES = {
+  messages: 'seq',
+  read_positions: 'partner_id, conversation_id',
+  message_keys: 'conversation_id, seq',
+  message_keys_recent: 'conversation_id, seq',
+}
 
 /** A message as the API shows it; `id` and `seq` are the same number, the event's position in the log. */
 export type Message = {
@@ -56,33 +106,40 @@ export function createMessages(db: Database) {
     `INSERT INTO read_positions (partner_id, conversation_id, seq) VALUES (?1, ?2, ?3)
      ON CONFLICT (partner_id, conversation_id) DO UPDATE SET seq = max(seq, ?3)`,
   )
+  const insertKey = db.query('INSERT INTO message_keys_recent (conversation_id, seq, from_id) VALUES (?, ?, ?)')
+  const sweepKeys = db.query('INSERT INTO message_keys (conversation_id, seq, from_id) SELECT conversation_id, seq, from_id FROM message_keys_recent')
+  const clearRecentKeys = db.query('DELETE FROM message_keys_recent')
+  const M = 'm.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at'
+  // The arms: one conversation's keys before a seq (history), after one (a cursor), or those of every current
+  // conversation of a partner after a cursor or past its read positions; never the partner's own messages.
+  const before = (keys: string) => `SELECT k.seq FROM ${keys} k WHERE k.conversation_id = +?1 AND k.seq < ?2`
+  const afterIn = (keys: string) => `SELECT k.seq FROM ${keys} k WHERE k.conversation_id = +?4 AND k.seq > ?2 AND k.from_id != ?1`
+  const afterAll = (keys: string) =>
+    `SELECT k.seq FROM participants p JOIN ${keys} k ON k.conversation_id = p.conversation_id
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.seq > ?2 AND k.from_id != ?1`
+  const pastRead = (keys: string) =>
+    `SELECT k.seq FROM participants p
+     LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
+     JOIN ${keys} k ON k.conversation_id = p.conversation_id AND k.seq > coalesce(r.seq, 0)
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = +?3)`
   const history = db.query<Message, [string, number, number]>(
-    `SELECT * FROM (SELECT ${COLUMNS} FROM messages WHERE conversation_id = +? AND seq < ? ORDER BY seq DESC LIMIT +?)
-     ORDER BY seq`,
+    `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(before, '+?3', 'DESC')}) ORDER BY m.seq`,
   )
   const visibleAll = db.query<Message, [string, number, number]>(
-    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
-     FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id
-     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
-     ORDER BY m.seq LIMIT +?3`,
+    `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(afterAll, '+?3')}) ORDER BY m.seq`,
   )
   const visibleOne = db.query<Message, [string, number, number, string]>(
-    `SELECT ${COLUMNS} FROM messages WHERE conversation_id = +?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT +?3`,
+    `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(afterIn, '+?3')}) ORDER BY m.seq`,
   )
   const unread = db.query<Message, [string, number, string | null]>(
-    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
-     FROM participants p
-     LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
-     JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > coalesce(r.seq, 0)
-     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = +?3)
-     ORDER BY m.seq LIMIT +?2`,
+    `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(pastRead, '+?2')}) ORDER BY m.seq`,
   )
   const byKey = db.query<{ seq: number; conversation_id: string }, [string, string]>(
     'SELECT seq, conversation_id FROM messages WHERE from_id = +? AND idempotency_key = +?',
   )
   const ackable = db.query<{ conversation_id: string; upto: number | null; read_seq: number }, [string, number, string | null]>(
     `SELECT p.conversation_id,
-       (SELECT max(m.seq) FROM messages m WHERE m.conversation_id = p.conversation_id AND m.seq <= ?2) AS upto,
+       ${newestKey('k.conversation_id = p.conversation_id AND k.seq <= ?2')} AS upto,
        coalesce(r.seq, 0) AS read_seq
      FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
@@ -93,24 +150,16 @@ export function createMessages(db: Database) {
   // so a page is cut by bytes before any content is loaded; the rows are then read one by one as they are sent.
   type Sized = { seq: number; bytes: number }
   const historySizes = db.query<Sized, [string, number, number]>(
-    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = +? AND seq < ? ORDER BY seq DESC LIMIT +?',
+    `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(before, '+?3', 'DESC')}) ORDER BY m.seq DESC`,
   )
   const visibleAllSizes = db.query<Sized, [string, number, number]>(
-    `SELECT m.seq, octet_length(m.content) AS bytes
-     FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id
-     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.seq > ?2 AND m.from_id != ?1
-     ORDER BY m.seq LIMIT +?3`,
+    `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(afterAll, '+?3')}) ORDER BY m.seq`,
   )
   const visibleOneSizes = db.query<Sized, [string, number, number, string]>(
-    'SELECT seq, octet_length(content) AS bytes FROM messages WHERE conversation_id = +?4 AND seq > ?2 AND from_id != ?1 ORDER BY seq LIMIT +?3',
+    `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(afterIn, '+?3')}) ORDER BY m.seq`,
   )
   const unreadSizes = db.query<Sized & { conversation_id: string }, [string, number, string | null]>(
-    `SELECT m.seq, octet_length(m.content) AS bytes, m.conversation_id
-     FROM participants p
-     LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
-     JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > coalesce(r.seq, 0)
-     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND m.from_id != ?1 AND (?3 IS NULL OR p.conversation_id = +?3)
-     ORDER BY m.seq LIMIT +?2`,
+    `SELECT m.seq, octet_length(m.content) AS bytes, m.conversation_id FROM messages m WHERE m.seq IN (${keySeqs(pastRead, '+?2')}) ORDER BY m.seq`,
   )
   const one = db.query<Message, [number]>(`SELECT ${COLUMNS} FROM messages WHERE seq = +?`)
 
@@ -120,13 +169,17 @@ export function createMessages(db: Database) {
         case 'MessageSent': {
           const d = event.data
           insert.run(event.seq, d.conversationId, d.fromId, d.content, event.at, d.idempotencyKey ?? null, d.fromKind ?? 'agent')
-          return
+          insertKey.run(d.conversationId, event.seq, d.fromId)
+          break
         }
         case 'ReadPositionAdvanced':
           advance.run(event.data.partnerId, event.data.conversationId, event.data.seq)
-          return
-        default:
-          return
+          break
+      }
+      // Whatever the event: seqs are gap-free and each passes here once, so the recent keys never span more.
+      if (event.seq % RECENT_KEYS_SPAN === 0) {
+        sweepKeys.run()
+        clearRecentKeys.run()
       }
     },
     /** The latest `limit` messages of a conversation with `seq < before`, oldest first. */

@@ -188,7 +188,7 @@ describe('a log file', () => {
       log: MIGRATIONS.length,
       partners: partners.MIGRATIONS.length,
       conversations: conversations.MIGRATIONS.length,
-      messages: messages.MIGRATIONS.length,
+      messages: messages.migrations('0').length,
       delivery: delivery.MIGRATIONS.length,
     }
     const versions = (db: Database) =>

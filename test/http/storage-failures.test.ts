@@ -1,7 +1,7 @@
 // Storage failures under a running broker: a deleted, replaced or immutable database file, a full disk.
 import { afterAll, describe, expect, test } from 'bun:test'
 import { Database } from 'bun:sqlite'
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { LogInUseError } from '../../src/broker-lock.ts'
 import { auditFile } from '../../src/cli/audit-core.ts'
@@ -201,8 +201,10 @@ describe('a small filesystem that fills up (tmpfs)', () => {
     const filler = join(mountPoint, 'filler')
     const acked: string[] = []
     try {
-      // Leave the log little room: most of the filesystem is taken by a file that can be removed later.
-      writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024 + 512 * 1024))
+      // Leave the log little room (a few messages' worth, whatever the new file's schema took): the rest is taken
+      // by a file that can be removed later.
+      const { bavail, bsize } = statfsSync(mountPoint)
+      writeFileSync(filler, Buffer.alloc(bavail * bsize - 192 * 1024))
       const statuses: number[] = []
       for (let i = 0; i < 40 && !statuses.includes(503); i++) {
         const content = `${String(i).padStart(3, '0')}${'x'.repeat(40 * 1024)}`
