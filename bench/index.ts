@@ -14,12 +14,14 @@ import { publicEndpoints } from './scenarios/public.ts'
 import { scale } from './scenarios/scale.ts'
 import { seedFanout20, seedPingPong } from './scenarios/seed-wire.ts'
 import { fanoutSse, idle } from './scenarios/streams.ts'
+import { store } from './scenarios/store.ts'
 import { floor, talk } from './scenarios/talk.ts'
 import { wake } from './scenarios/wake.ts'
 
 const SCENARIOS: Record<string, Scenario> = {
   floor,
   talk,
+  store,
   delivery,
   fanout20,
   'seed-fanout20': seedFanout20,
