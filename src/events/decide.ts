@@ -76,6 +76,8 @@ export interface DecisionView {
   lastSeq(): number
   /** The partner's positions in a conversation, and the newest message there at or below `cursor` (null: none). */
   delivery(partnerId: string, conversationId: string, cursor: number): { pushed: number; surfaced: number; read: number; upto: number | null }
+  /** The partner's pushed, surfaced and read positions in a conversation (what its session was shown there). */
+  shown(partnerId: string, conversationId: string): Readonly<{ pushed: number; surfaced: number; read: number }>
 }
 
 export type Rules = {
@@ -543,7 +545,7 @@ function decideTalk(command: Extract<Command, { kind: 'talk' }>, view: DecisionV
  * its pushed or surfaced position become read, so `listen` does not offer them again.
  */
 function replyAcknowledges(view: DecisionView, partnerId: string, conversationId: string): DuoEvent[] {
-  const { pushed, surfaced, read } = view.delivery(partnerId, conversationId, 0)
+  const { pushed, surfaced, read } = view.shown(partnerId, conversationId)
   const shown = Math.max(pushed, surfaced)
   return shown > read ? [{ type: 'ReadPositionAdvanced', data: { partnerId, conversationId, seq: shown } }] : []
 }

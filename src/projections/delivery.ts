@@ -2,6 +2,7 @@
 import type { Database } from 'bun:sqlite'
 import type { DeliveryState, Envelope } from '../events/schema.ts'
 import { keySeqs, type Message, newestKey } from './messages.ts'
+import { rememberedReads } from './remembered.ts'
 
 const CREATE = `CREATE TABLE delivery_positions (
      partner_id TEXT NOT NULL,
@@ -63,6 +64,18 @@ export function createDelivery(db: Database) {
        coalesce((SELECT seq FROM read_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS read,
        ${newestKey('k.conversation_id = +?2 AND k.seq <= ?3')} AS upto`,
   )
+  const shownQuery = db.query<Positions, [string, string]>(
+    `SELECT coalesce((SELECT pushed_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS pushed,
+       coalesce((SELECT surfaced_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS surfaced,
+       coalesce((SELECT seq FROM read_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS read`,
+  )
+  // Every talk reads its sender's positions in the conversation (a reply acknowledges what it was shown): they
+  // move only with the two events below, so they are remembered (see rememberedReads).
+  const shownKey = (partnerId: string, conversationId: string) => `${partnerId}\n${conversationId}`
+  const shown = rememberedReads((key): Positions => {
+    const [partnerId, conversationId] = key.split('\n') as [string, string]
+    return shownQuery.get(partnerId, conversationId)!
+  })
   // Cross-view on purpose (participants, read positions, messages): the recipients of a message are its
   // conversation's members at the time it was sent, the sender excepted, whether or not they left since.
   const recipients = db.query<RecipientRow, [string, string, string]>(
@@ -99,15 +112,20 @@ export function createDelivery(db: Database) {
           const d = event.data
           ;(d.state === 'pushed' ? push : surface).run(d.partnerId, d.conversationId, d.seq)
           mark.run(d.partnerId, d.conversationId, d.state, d.seq, event.at)
-          return
+          return shown.forget(shownKey(d.partnerId, d.conversationId))
         }
         case 'ReadPositionAdvanced':
+          // The read position itself is the messages view's (read_positions); what is shown here follows it.
           mark.run(event.data.partnerId, event.data.conversationId, 'read', event.data.seq, event.at)
-          return
+          return shown.forget(shownKey(event.data.partnerId, event.data.conversationId))
         default:
           return
       }
     },
+    /** The partner's positions in a conversation, remembered between reads (read-only). */
+    shown: (partnerId: string, conversationId: string): Readonly<Positions> => shown.get(shownKey(partnerId, conversationId))!,
+    /** The write transaction ended (committed or rolled back): positions it moved may be remembered again. */
+    settled: shown.settled,
     /** The partner's positions in a conversation, and the newest message there at or below `cursor`. */
     positions: (partnerId: string, conversationId: string, cursor: number) => positions.get(partnerId, conversationId, cursor)!,
     /** Messages visible to the partner that its session was not shown in any way yet, seq > after, oldest first. */

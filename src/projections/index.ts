@@ -43,6 +43,7 @@ export function openViews(db: Database) {
     settled(): void {
       views.partners.settled()
       views.conversations.settled()
+      views.delivery.settled()
     },
     /** Applies one event to every view; runs inside the append's transaction. */
     project(event: Envelope): void {
@@ -70,5 +71,6 @@ export function decisionView(views: Views, lastSeq: () => number): DecisionView 
     ackable: (partnerId, cursor, conversationId) => views.messages.ackable(partnerId, cursor, conversationId),
     lastSeq,
     delivery: (partnerId, conversationId, cursor) => views.delivery.positions(partnerId, conversationId, cursor),
+    shown: (partnerId, conversationId) => views.delivery.shown(partnerId, conversationId),
   }
 }
