@@ -48,7 +48,8 @@ export type Receipt = { partnerId: string; state: DeliveryState; at: string }
 
 type RecipientRow = { partner_id: string; pushed: number; surfaced: number; read: number }
 
-export function createDelivery(db: Database) {
+/** `sweptTo`: the messages view's last sweep of its recent keys (see messages.ts). */
+export function createDelivery(db: Database, sweptTo: () => number) {
   const push = db.query(
     `INSERT INTO delivery_positions (partner_id, conversation_id, pushed_seq) VALUES (?1, ?2, ?3)
      ON CONFLICT (partner_id, conversation_id) DO UPDATE SET pushed_seq = max(pushed_seq, ?3)`,
@@ -100,10 +101,13 @@ export function createDelivery(db: Database) {
      JOIN ${keys} k ON k.conversation_id = p.conversation_id
        AND k.seq > max(coalesce(r.seq, 0), coalesce(d.pushed_seq, 0), coalesce(d.surfaced_seq, 0), ?2)
      WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.from_id != ?1`
-  const unseen = db.query<Message, [string, number, number]>(
-    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
-     FROM messages m WHERE m.seq IN (${keySeqs(unseenKeys, '+?3')}) ORDER BY m.seq`,
-  )
+  const unseenOf = (recentOnly: boolean) =>
+    db.query<Message, [string, number, number]>(
+      `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
+       FROM messages m WHERE m.seq IN (${keySeqs(unseenKeys, '+?3', 'ASC', recentOnly)}) ORDER BY m.seq`,
+    )
+  // Past the last sweep, the older key table has nothing to show (see keySeqs).
+  const [unseenAll, unseenRecent] = [unseenOf(false), unseenOf(true)]
 
   return {
     apply(event: Envelope): void {
@@ -129,7 +133,8 @@ export function createDelivery(db: Database) {
     /** The partner's positions in a conversation, and the newest message there at or below `cursor`. */
     positions: (partnerId: string, conversationId: string, cursor: number) => positions.get(partnerId, conversationId, cursor)!,
     /** Messages visible to the partner that its session was not shown in any way yet, seq > after, oldest first. */
-    unseen: (partnerId: string, after: number, limit: number) => unseen.all(partnerId, after, limit),
+    unseen: (partnerId: string, after: number, limit: number) =>
+      (after >= sweptTo() ? unseenRecent : unseenAll).all(partnerId, after, limit),
     /** The receipt of message `seq`: each recipient's state and when it got there; null when no such message. */
     receipts(seq: number) {
       const m = message.get(seq)

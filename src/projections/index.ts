@@ -31,11 +31,12 @@ export function migrateViews(db: Database): void {
 
 export function openViews(db: Database) {
   migrateViews(db)
+  const messageView = messages.createMessages(db)
   const views = {
     partners: partners.createPartners(db),
     conversations: conversations.createConversations(db),
-    messages: messages.createMessages(db),
-    delivery: delivery.createDelivery(db),
+    messages: messageView,
+    delivery: delivery.createDelivery(db, messageView.sweptTo),
   }
   return {
     ...views,

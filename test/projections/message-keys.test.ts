@@ -109,6 +109,7 @@ describe('keys by conversation in two tables', () => {
       if (offset === 0) {
         swept++
         expect(recentKeys(store.db)).toBe(0)
+        expect(store.views.messages.sweptTo()).toBe(store.log.lastSeq())
       }
       if (offset <= 2 || offset >= RECENT_KEYS_SPAN - 2 || i % 97 === 0) expectReadsMatch(store)
     }
@@ -151,7 +152,8 @@ describe('keys by conversation in two tables', () => {
     await first.close()
     // Back to the schema of before: the old index, no key tables, their steps not yet run.
     const db = new Database(path)
-    db.run('DROP TABLE message_keys; DROP TABLE message_keys_recent; CREATE INDEX messages_by_conversation ON messages (conversation_id, seq)')
+    db.run('DROP TABLE message_keys; DROP TABLE message_keys_recent; DROP TABLE message_keys_swept')
+    db.run('CREATE INDEX messages_by_conversation ON messages (conversation_id, seq)')
     db.run("UPDATE duo_schema SET version = 2 WHERE part = 'messages'")
     db.run("UPDATE duo_schema SET version = version - 1 WHERE part = 'conversations'")
     db.close()
@@ -160,6 +162,7 @@ describe('keys by conversation in two tables', () => {
     const indexes = store.db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'").all()
     expect(indexes.map((i) => i.name)).not.toContain('messages_by_conversation')
     expect(recentKeys(store.db)).toBe(model(store).messages.filter((m) => m.seq > RECENT_KEYS_SPAN).length)
+    expect(store.views.messages.sweptTo()).toBe(RECENT_KEYS_SPAN)
     expectReadsMatch(store)
     await store.close()
     expect((await auditFile(path)).ok).toBe(true)
