@@ -185,6 +185,10 @@ export function createAccess({ store, config, adminToken, hub, now, activity = n
     },
     /** How a partner is reached now, for talk answers (the same rule as partnerJson's, without building the rest). */
     reachabilityOf(partnerId: string): PartnerView['reachability'] {
+      // Listening here, a partner is reached that way exactly when its status is online: its last activity does not
+      // matter, and the status is in the rules' remembered view (a listener's acks keep changing its last_seen).
+      const live = hub.reachability(partnerId)
+      if (live !== 'offline') return store.views.partners.forRules(partnerId)?.status === 'online' ? live : 'offline'
       const row = store.views.partners.presenceOf(partnerId)
       return row ? reach(partnerId, row).reachability : 'offline'
     },
