@@ -48,7 +48,11 @@ export const consoleView: Scenario = async (ctx) => {
           timeout: 30_000,
         })
       ).jsonValue()) as number
-      const fcp = (await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? Number.NaN)) as number
+      // Chromium reports paint timing once the frame was presented, which can come after the frame above: wait for
+      // the entry (its startTime is the paint's own time, whenever it is read).
+      const fcp = (await (
+        await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime, undefined, { polling: 'raf', timeout: 5_000 })
+      ).jsonValue()) as number
       if (i === 0) continue
       paints.push(fcp)
       ready.push(shownAt)
