@@ -50,7 +50,7 @@ export type StoreOptions = {
 }
 
 /** One opening of the log file: the database, log, views and commands over it. */
-function openOnce(options: StoreOptions, guard?: () => void) {
+function openOnce(options: StoreOptions, guard?: (moment: 'before' | 'after') => void) {
   const db = new Database(options.path, { create: true, strict: true })
   if (options.path !== ':memory:') configureWriter(db, options.sync ?? 'full')
   migrateLog(db)
@@ -89,9 +89,12 @@ export function openStore(options: StoreOptions) {
   if (options.path === ':memory:') return openOnce(options)
   const path = options.path
   let identity: string | null = null
-  /** The guard of one opening: it may write only while the file it opened is at the path. */
-  const check = (mine: string | null) => {
-    const readOnly = unwritable(path)
+  /**
+   * The guard of one opening: it may write only while the file it opened is at the path, and (before a commit)
+   * while that file can be written. After a commit only where the file is matters: what the commit wrote is in it.
+   */
+  const check = (mine: string | null, moment: 'before' | 'after') => {
+    const readOnly = moment === 'before' ? unwritable(path) : null
     if (readOnly) throw new StorageError(readOnly)
     const seen = fileIdentity(path)
     if (seen === mine) return
@@ -107,7 +110,7 @@ export function openStore(options: StoreOptions) {
   /** Opens the file and notes which file that is (the open creates it when missing). */
   const openGuarded = () => {
     let mine: string | null = null
-    const opening = openOnce(options, () => check(mine))
+    const opening = openOnce(options, (moment) => check(mine, moment))
     identity = mine = fileIdentity(path)
     return opening
   }

@@ -44,7 +44,7 @@ export type EventLogOptions = {
    * write (the file deleted or replaced, see store.ts): before, nothing is written; after, the batch's
    * callers are refused, so nothing counts as acknowledged that is not in the file at the path.
    */
-  guard?: () => void
+  guard?: (moment: 'before' | 'after') => void
   /** Called once each write transaction has ended, committed or rolled back (the views forget what it marked). */
   settled?: () => void
 }
@@ -188,9 +188,9 @@ export function openEventLog(db: Database, options: EventLogOptions = {}) {
     inTransaction = true
     let outcomes: ReturnType<typeof runBatch>
     try {
-      guard()
+      guard('before')
       outcomes = runBatch.immediate(jobs)
-      guard()
+      guard('after')
     } catch (error) {
       // The storage failed (disk full, read-only, I/O error, the file gone): the batch's callers are refused, as
       // a StorageError (503) when the storage is at fault. A batch cut by the second guard did reach the open
