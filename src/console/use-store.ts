@@ -4,6 +4,12 @@ import type { State, Store } from './store.ts'
 
 export function useStore(store: Store): State {
   const [state, setState] = useState(store.get())
-  useEffect(() => store.subscribe(() => setState(store.get())), [store])
+  useEffect(() => {
+    const unsubscribe = store.subscribe(() => setState(store.get()))
+    // The effect runs after the first paint: a change made before it subscribed (the first answer of the broker,
+    // which boot awaits) would otherwise never reach the page, and it would stay blank.
+    setState(store.get())
+    return unsubscribe
+  }, [store])
   return state
 }

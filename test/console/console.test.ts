@@ -76,6 +76,21 @@ slowDescribe('before sign-in', () => {
     }
   }, BROWSER_TEST_MS)
 
+  test('shows the sign-in form even when the broker answers before the page has subscribed to its state', async () => {
+    const { context, page } = await newPage()
+    try {
+      // Preact runs effects after a frame, or after 100 ms without frames: with no frames, the first answer (GET
+      // /session, a few ms) comes well before the page's subscription. A page that missed it stayed blank.
+      await page.addInitScript(() => {
+        ;(globalThis as any).requestAnimationFrame = () => 0
+      })
+      await page.goto(`${broker.url}/`)
+      await page.waitForSelector('input[name=token]', { timeout: 5_000 })
+    } finally {
+      await context.close()
+    }
+  }, BROWSER_TEST_MS)
+
   test('a wrong token is refused in the API’s own words and sets no cookie', async () => {
     const { context, page } = await newPage()
     try {
