@@ -16,7 +16,6 @@ import { createSessions, type Sessions } from './sessions.ts'
 
 type Issue = { path?: string; message?: string; summary?: string }
 
-/** A person-readable sentence from a validation failure: the first problem, with where it is. */
 /** What went wrong at the HTTP level, for programs: the body parser's refusals and unknown endpoints. */
 const HTTP_REASONS: Record<number, string> = {
   400: 'invalid_body',
@@ -29,6 +28,7 @@ const HTTP_REASONS: Record<number, string> = {
 const httpRefusal = (status: number, error: string, headers?: Record<string, string>): Response =>
   Response.json({ error, reason: HTTP_REASONS[status] ?? 'invalid_request' }, { status, headers })
 
+/** A person-readable sentence from a validation failure: the first problem, with where it is. */
 function validationMessage(error: { all?: Issue[]; type?: string; message?: string }): string {
   const first = Array.isArray(error.all) ? error.all[0] : undefined
   const where = first?.path ? String(first.path).replace(/^\//, '').replaceAll('/', '.') : ''
