@@ -134,11 +134,7 @@ export function createConversations(db: Database) {
   // change only with the events in CHANGES_MEMBERS: so they are remembered (see rememberedReads).
   const currentMembers = rememberedReads((id): readonly string[] => Object.freeze(memberIds.all(id).map((r) => r.partner_id)))
   // A direct pair's conversation is set once, when it is created, and never changes: every direct talk looks it up.
-  const pairKey = (low: string, high: string) => `${low}\n${high}`
-  const directPairs = rememberedReads((key) => {
-    const [low, high] = key.split('\n') as [string, string]
-    return direct.get(low, high)?.conversation_id ?? null
-  })
+  const directPairs = rememberedReads((low: string, high: string) => direct.get(low, high)?.conversation_id ?? null)
 
   return {
     apply(event: Envelope): void {
@@ -151,7 +147,7 @@ export function createConversations(db: Database) {
           if (d.kind === 'direct' && d.participants.length === 2) {
             const [low, high] = pairOf(d.participants[0]!, d.participants[1]!)
             pair.run(low, high, d.conversationId)
-            directPairs.forget(pairKey(low, high))
+            directPairs.forget(low, high)
           }
           return
         }
@@ -195,7 +191,7 @@ export function createConversations(db: Database) {
     /** The direct conversation between two partners, found by its members, never by parsing an id. */
     directBetween(a: string, b: string): string | null {
       const [low, high] = pairOf(a, b)
-      return directPairs.get(pairKey(low, high))
+      return directPairs.get(low, high)
     },
     /** Groups the partner is a current member of (the bound of `maxGroupsPerPartner`). */
     groupCount: (partnerId: string): number => groupCount.get(partnerId)!.n,

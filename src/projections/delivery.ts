@@ -1,7 +1,7 @@
 // Read model: how far each recipient got with each conversation (pushed, surfaced; read lives in messages.ts), and receipts.
 import type { Database } from 'bun:sqlite'
 import type { DeliveryState, Envelope } from '../events/schema.ts'
-import { keySeqs, type Message, newestKey } from './messages.ts'
+import { keySeqs, type Message, newestKey, pastSweep } from './messages.ts'
 import { rememberedReads } from './remembered.ts'
 
 const CREATE = `CREATE TABLE delivery_positions (
@@ -48,8 +48,7 @@ export type Receipt = { partnerId: string; state: DeliveryState; at: string }
 
 type RecipientRow = { partner_id: string; pushed: number; surfaced: number; read: number }
 
-/** `sweptTo`: the messages view's last sweep of its recent keys (see messages.ts). */
-export function createDelivery(db: Database, sweptTo: () => number) {
+export function createDelivery(db: Database) {
   const push = db.query(
     `INSERT INTO delivery_positions (partner_id, conversation_id, pushed_seq) VALUES (?1, ?2, ?3)
      ON CONFLICT (partner_id, conversation_id) DO UPDATE SET pushed_seq = max(pushed_seq, ?3)`,
@@ -59,24 +58,17 @@ export function createDelivery(db: Database, sweptTo: () => number) {
      ON CONFLICT (partner_id, conversation_id) DO UPDATE SET surfaced_seq = max(surfaced_seq, ?3)`,
   )
   const mark = db.query('INSERT OR IGNORE INTO delivery_marks (partner_id, conversation_id, state, seq, at) VALUES (?, ?, ?, ?, ?)')
+  // Partner ?1's positions in conversation ?2.
+  const POSITIONS = `coalesce((SELECT pushed_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS pushed,
+       coalesce((SELECT surfaced_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS surfaced,
+       coalesce((SELECT seq FROM read_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS read`
   const positions = db.query<Positions & { upto: number | null }, [string, string, number]>(
-    `SELECT coalesce((SELECT pushed_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS pushed,
-       coalesce((SELECT surfaced_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS surfaced,
-       coalesce((SELECT seq FROM read_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS read,
-       ${newestKey('k.conversation_id = +?2 AND k.seq <= ?3')} AS upto`,
+    `SELECT ${POSITIONS}, ${newestKey('k.conversation_id = +?2 AND k.seq <= ?3')} AS upto`,
   )
-  const shownQuery = db.query<Positions, [string, string]>(
-    `SELECT coalesce((SELECT pushed_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS pushed,
-       coalesce((SELECT surfaced_seq FROM delivery_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS surfaced,
-       coalesce((SELECT seq FROM read_positions WHERE partner_id = +?1 AND conversation_id = +?2), 0) AS read`,
-  )
+  const shownQuery = db.query<Positions, [string, string]>(`SELECT ${POSITIONS}`)
   // Every talk reads its sender's positions in the conversation (a reply acknowledges what it was shown): they
   // move only with the two events below, so they are remembered (see rememberedReads).
-  const shownKey = (partnerId: string, conversationId: string) => `${partnerId}\n${conversationId}`
-  const shown = rememberedReads((key): Positions => {
-    const [partnerId, conversationId] = key.split('\n') as [string, string]
-    return shownQuery.get(partnerId, conversationId)!
-  })
+  const shown = rememberedReads((partnerId: string, conversationId: string): Positions => shownQuery.get(partnerId, conversationId)!)
   // Cross-view on purpose (participants, read positions, messages): the recipients of a message are its
   // conversation's members at the time it was sent, the sender excepted, whether or not they left since.
   const recipients = db.query<RecipientRow, [string, string, string]>(
@@ -100,14 +92,11 @@ export function createDelivery(db: Database, sweptTo: () => number) {
      LEFT JOIN delivery_positions d ON d.partner_id = p.partner_id AND d.conversation_id = p.conversation_id
      JOIN ${keys} k ON k.conversation_id = p.conversation_id
        AND k.seq > max(coalesce(r.seq, 0), coalesce(d.pushed_seq, 0), coalesce(d.surfaced_seq, 0), ?2)
-     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.from_id != ?1`
-  const unseenOf = (recentOnly: boolean) =>
-    db.query<Message, [string, number, number]>(
-      `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
-       FROM messages m WHERE m.seq IN (${keySeqs(unseenKeys, '+?3', 'ASC', recentOnly)}) ORDER BY m.seq`,
-    )
-  // Past the last sweep, the older key table has nothing to show (see keySeqs).
-  const [unseenAll, unseenRecent] = [unseenOf(false), unseenOf(true)]
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.from_id != ?1${pastSweep(keys, '?2')}`
+  const unseen = db.query<Message, [string, number, number]>(
+    `SELECT m.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at
+     FROM messages m WHERE m.seq IN (${keySeqs(unseenKeys, '+?3')}) ORDER BY m.seq`,
+  )
 
   return {
     apply(event: Envelope): void {
@@ -116,25 +105,24 @@ export function createDelivery(db: Database, sweptTo: () => number) {
           const d = event.data
           ;(d.state === 'pushed' ? push : surface).run(d.partnerId, d.conversationId, d.seq)
           mark.run(d.partnerId, d.conversationId, d.state, d.seq, event.at)
-          return shown.forget(shownKey(d.partnerId, d.conversationId))
+          return shown.forget(d.partnerId, d.conversationId)
         }
         case 'ReadPositionAdvanced':
           // The read position itself is the messages view's (read_positions); what is shown here follows it.
           mark.run(event.data.partnerId, event.data.conversationId, 'read', event.data.seq, event.at)
-          return shown.forget(shownKey(event.data.partnerId, event.data.conversationId))
+          return shown.forget(event.data.partnerId, event.data.conversationId)
         default:
           return
       }
     },
     /** The partner's positions in a conversation, remembered between reads (read-only). */
-    shown: (partnerId: string, conversationId: string): Readonly<Positions> => shown.get(shownKey(partnerId, conversationId))!,
+    shown: (partnerId: string, conversationId: string): Readonly<Positions> => shown.get(partnerId, conversationId)!,
     /** The write transaction ended (committed or rolled back): positions it moved may be remembered again. */
     settled: shown.settled,
     /** The partner's positions in a conversation, and the newest message there at or below `cursor`. */
     positions: (partnerId: string, conversationId: string, cursor: number) => positions.get(partnerId, conversationId, cursor)!,
     /** Messages visible to the partner that its session was not shown in any way yet, seq > after, oldest first. */
-    unseen: (partnerId: string, after: number, limit: number) =>
-      (after >= sweptTo() ? unseenRecent : unseenAll).all(partnerId, after, limit),
+    unseen: (partnerId: string, after: number, limit: number) => unseen.all(partnerId, after, limit),
     /** The receipt of message `seq`: each recipient's state and when it got there; null when no such message. */
     receipts(seq: number) {
       const m = message.get(seq)

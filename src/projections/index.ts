@@ -31,12 +31,11 @@ export function migrateViews(db: Database): void {
 
 export function openViews(db: Database) {
   migrateViews(db)
-  const messageView = messages.createMessages(db)
   const views = {
     partners: partners.createPartners(db),
     conversations: conversations.createConversations(db),
-    messages: messageView,
-    delivery: delivery.createDelivery(db, messageView.sweptTo),
+    messages: messages.createMessages(db),
+    delivery: delivery.createDelivery(db),
   }
   return {
     ...views,

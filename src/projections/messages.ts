@@ -1,5 +1,5 @@
 // Read model: messages per conversation (history paging, cursor reads, unread) and read positions.
-import type { Database, SQLQueryBindings } from 'bun:sqlite'
+import type { Database } from 'bun:sqlite'
 import { fitByBytes, type SeqPage } from '../events/pages.ts'
 import type { Envelope } from '../events/schema.ts'
 
@@ -22,7 +22,7 @@ const KEYS = (table: string) => `CREATE TABLE ${table} (
    ) WITHOUT ROWID`
 
 /** The view's steps; `lastSeq` is the SQL for the log's last seq, where the keys of an older file are split. */
-export const migrations = (lastSeq: string) => [
+export const migrations = (lastSeq: string, swept = `${lastSeq} / ${RECENT_KEYS_SPAN} * ${RECENT_KEYS_SPAN}`) => [
   `CREATE TABLE messages (
      seq INTEGER PRIMARY KEY,
      conversation_id TEXT NOT NULL,
@@ -45,11 +45,9 @@ export const migrations = (lastSeq: string) => [
   `${KEYS('message_keys')};
    ${KEYS('message_keys_recent')};
    CREATE TABLE message_keys_swept (upto INTEGER NOT NULL);
-   INSERT INTO message_keys_swept (upto) VALUES (${lastSeq} / ${RECENT_KEYS_SPAN} * ${RECENT_KEYS_SPAN});
-   INSERT INTO message_keys (conversation_id, seq, from_id)
-     SELECT conversation_id, seq, from_id FROM messages WHERE seq <= ${lastSeq} / ${RECENT_KEYS_SPAN} * ${RECENT_KEYS_SPAN};
-   INSERT INTO message_keys_recent (conversation_id, seq, from_id)
-     SELECT conversation_id, seq, from_id FROM messages WHERE seq > ${lastSeq} / ${RECENT_KEYS_SPAN} * ${RECENT_KEYS_SPAN};`,
+   INSERT INTO message_keys_swept (upto) VALUES (${swept});
+   INSERT INTO message_keys (conversation_id, seq, from_id) SELECT conversation_id, seq, from_id FROM messages WHERE seq <= ${swept};
+   INSERT INTO message_keys_recent (conversation_id, seq, from_id) SELECT conversation_id, seq, from_id FROM messages WHERE seq > ${swept};`,
 ]
 
 /**
@@ -57,15 +55,21 @@ export const migrations = (lastSeq: string) => [
  * `arm` selects `seq` from the table it is given (aliased `k`) with its own conditions; each arm stops at `limit`
  * on its own index order, so neither reads more than the answer needs whatever the conversation's length. The
  * arms are read older table first (newer first for `DESC`): every key of one is on the same side of every key
- * of the other, so the first `limit` rows of the two in a row are the answer, with no merge. `recentOnly` reads
- * the recent table alone: for a cursor at or past the last sweep, where the older table has nothing more.
+ * of the other, so the first `limit` rows of the two in a row are the answer, with no merge.
  */
-export function keySeqs(arm: (keys: string) => string, limit: string, order: 'ASC' | 'DESC' = 'ASC', recentOnly = false): string {
+export function keySeqs(arm: (keys: string) => string, limit: string, order: 'ASC' | 'DESC' = 'ASC'): string {
   const one = (table: string) => `SELECT seq FROM (${arm(table)} ORDER BY k.seq ${order} LIMIT ${limit})`
-  if (recentOnly) return one('message_keys_recent')
   const [first, second] = order === 'ASC' ? ['message_keys', 'message_keys_recent'] : ['message_keys_recent', 'message_keys']
   return `SELECT seq FROM (${one(first)} UNION ALL ${one(second)}) LIMIT ${limit}`
 }
+
+/**
+ * For an arm over `keys` that reads past the cursor `cursor` (SQL): message_keys holds nothing after its last
+ * sweep, so for a cursor at or past it that arm is skipped (a condition on no row, which SQLite tests once,
+ * before the loop). A long-poll's or a stream's cursor is nearly always there.
+ */
+export const pastSweep = (keys: string, cursor: string): string =>
+  keys === 'message_keys' ? ` AND ${cursor} < (SELECT upto FROM message_keys_swept)` : ''
 
 /** `expr(keys)` (a scalar subquery over one key table aliased `k`) summed over both tables. */
 export const keysSum = (expr: (keys: string) => string): string => `(${expr('message_keys')}) + (${expr('message_keys_recent')})`
@@ -118,17 +122,15 @@ export function createMessages(db: Database) {
   const sweepKeys = db.query('INSERT INTO message_keys (conversation_id, seq, from_id) SELECT conversation_id, seq, from_id FROM message_keys_recent')
   const clearRecentKeys = db.query('DELETE FROM message_keys_recent')
   const recordSweep = db.query('UPDATE message_keys_swept SET upto = ?')
-  // The last sweep's seq: every key in message_keys is at or below it. Ahead of the stored one after a sweep that
-  // was rolled back, which only means a cursor between the two reads both tables.
-  let sweptTo = db.query<{ upto: number }, []>('SELECT upto FROM message_keys_swept').get()!.upto
   const M = 'm.seq AS id, m.seq, m.conversation_id, m.from_id, m.from_kind, m.content, m.created_at'
   // The arms: one conversation's keys before a seq (history), after one (a cursor), or those of every current
   // conversation of a partner after a cursor or past its read positions; never the partner's own messages.
   const before = (keys: string) => `SELECT k.seq FROM ${keys} k WHERE k.conversation_id = +?1 AND k.seq < ?2`
-  const afterIn = (keys: string) => `SELECT k.seq FROM ${keys} k WHERE k.conversation_id = +?4 AND k.seq > ?2 AND k.from_id != ?1`
+  const afterIn = (keys: string) =>
+    `SELECT k.seq FROM ${keys} k WHERE k.conversation_id = +?4 AND k.seq > ?2 AND k.from_id != ?1${pastSweep(keys, '?2')}`
   const afterAll = (keys: string) =>
     `SELECT k.seq FROM participants p JOIN ${keys} k ON k.conversation_id = p.conversation_id
-     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.seq > ?2 AND k.from_id != ?1`
+     WHERE p.partner_id = +?1 AND p.left_at IS NULL AND k.seq > ?2 AND k.from_id != ?1${pastSweep(keys, '?2')}`
   const pastRead = (keys: string) =>
     `SELECT k.seq FROM participants p
      LEFT JOIN read_positions r ON r.partner_id = p.partner_id AND r.conversation_id = p.conversation_id
@@ -137,17 +139,11 @@ export function createMessages(db: Database) {
   const history = db.query<Message, [string, number, number]>(
     `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(before, '+?3', 'DESC')}) ORDER BY m.seq`,
   )
-  /** A read from a cursor as two statements: both key tables, or the recent one alone once the cursor is past the last sweep. */
-  function fromCursor<R, P extends SQLQueryBindings[]>(sql: (recentOnly: boolean) => string) {
-    const both = db.query<R, P>(sql(false))
-    const recent = db.query<R, P>(sql(true))
-    return (after: number) => (after >= sweptTo ? recent : both)
-  }
-  const visibleAll = fromCursor<Message, [string, number, number]>(
-    (recentOnly) => `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(afterAll, '+?3', 'ASC', recentOnly)}) ORDER BY m.seq`,
+  const visibleAll = db.query<Message, [string, number, number]>(
+    `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(afterAll, '+?3')}) ORDER BY m.seq`,
   )
-  const visibleOne = fromCursor<Message, [string, number, number, string]>(
-    (recentOnly) => `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(afterIn, '+?3', 'ASC', recentOnly)}) ORDER BY m.seq`,
+  const visibleOne = db.query<Message, [string, number, number, string]>(
+    `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(afterIn, '+?3')}) ORDER BY m.seq`,
   )
   const unread = db.query<Message, [string, number, string | null]>(
     `SELECT ${M} FROM messages m WHERE m.seq IN (${keySeqs(pastRead, '+?2')}) ORDER BY m.seq`,
@@ -170,13 +166,11 @@ export function createMessages(db: Database) {
   const historySizes = db.query<Sized, [string, number, number]>(
     `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(before, '+?3', 'DESC')}) ORDER BY m.seq DESC`,
   )
-  const visibleAllSizes = fromCursor<Sized, [string, number, number]>(
-    (recentOnly) =>
-      `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(afterAll, '+?3', 'ASC', recentOnly)}) ORDER BY m.seq`,
+  const visibleAllSizes = db.query<Sized, [string, number, number]>(
+    `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(afterAll, '+?3')}) ORDER BY m.seq`,
   )
-  const visibleOneSizes = fromCursor<Sized, [string, number, number, string]>(
-    (recentOnly) =>
-      `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(afterIn, '+?3', 'ASC', recentOnly)}) ORDER BY m.seq`,
+  const visibleOneSizes = db.query<Sized, [string, number, number, string]>(
+    `SELECT m.seq, octet_length(m.content) AS bytes FROM messages m WHERE m.seq IN (${keySeqs(afterIn, '+?3')}) ORDER BY m.seq`,
   )
   const unreadSizes = db.query<Sized & { conversation_id: string }, [string, number, string | null]>(
     `SELECT m.seq, octet_length(m.content) AS bytes, m.conversation_id FROM messages m WHERE m.seq IN (${keySeqs(pastRead, '+?2')}) ORDER BY m.seq`,
@@ -201,7 +195,6 @@ export function createMessages(db: Database) {
         sweepKeys.run()
         clearRecentKeys.run()
         recordSweep.run(event.seq)
-        sweptTo = Math.max(sweptTo, event.seq)
       }
     },
     /** The latest `limit` messages of a conversation with `seq < before`, oldest first. */
@@ -210,8 +203,8 @@ export function createMessages(db: Database) {
     /** Messages the partner can see with `seq > after`, not its own, oldest first. */
     visibleAfter: (partnerId: string, after: number, limit: number, conversationId?: string): Message[] =>
       conversationId === undefined
-        ? visibleAll(after).all(partnerId, after, limit)
-        : visibleOne(after).all(partnerId, after, limit, conversationId),
+        ? visibleAll.all(partnerId, after, limit)
+        : visibleOne.all(partnerId, after, limit, conversationId),
     /** Messages past the partner's read positions, not its own, oldest first. */
     unread: (partnerId: string, limit: number, conversationId?: string): Message[] =>
       unread.all(partnerId, limit, conversationId ?? null),
@@ -229,15 +222,13 @@ export function createMessages(db: Database) {
     visiblePage(partnerId: string, after: number, limit: number, maxBytes: number, conversationId?: string): SeqPage {
       const rows =
         conversationId === undefined
-          ? visibleAllSizes(after).all(partnerId, after, limit)
-          : visibleOneSizes(after).all(partnerId, after, limit, conversationId)
+          ? visibleAllSizes.all(partnerId, after, limit)
+          : visibleOneSizes.all(partnerId, after, limit, conversationId)
       return fitByBytes(rows, maxBytes)
     },
     /** What `unread` would return, as seqs, sizes and conversations only (the caller filters, then cuts by bytes). */
     unreadSized: (partnerId: string, limit: number, conversationId?: string) =>
       unreadSizes.all(partnerId, limit, conversationId ?? null),
-    /** The seq of the last sweep of the recent keys (see RECENT_KEYS_SPAN): message_keys holds nothing after it. */
-    sweptTo: (): number => sweptTo,
     /** One stored message (messages are never changed, so a seq read later gives the same row). */
     bySeq: (seq: number): Message | null => one.get(seq),
   }
